@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine:
+#   make run    install (first time) and run the default experiment end to end
+#   make test   install (first time) and run the test suite
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+CORES   ?= 2
+SNAKEMAKE_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
+export TOKENIZERS_PARALLELISM := false
+
+EXT_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu) setup.py pyproject.toml
+
+.PHONY: install run test test-slow test-slurm lint clean
+
+install: $(VENV)/.deps $(VENV)/.built
+
+# torch comes first and pinned: the CPU wheel 2.13.0; anything else pulls CUDA builds.
+$(VENV)/.deps: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+# The package in editable mode, with its compiled extension built in place.
+$(VENV)/.built: $(VENV)/.deps $(EXT_SOURCES)
+	$(PY) -m pip install --no-build-isolation --no-deps -e .
+	touch $@
+
+run: install
+	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+test-slurm: install
+	bash tests/slurm/run_slurm_test.sh
+
+lint: install
+	$(VENV)/bin/snakemake --lint
+
+clean:
+	rm -rf results logs benchmarks/*/ .snakemake report.html

@@ -1,0 +1,29 @@
+# rlheals: SFT -> RL on GeneralPoints, evaluation, SVD analysis, edits and report.
+# Run: snakemake --cores 2            (default experiment, config.yaml)
+#      snakemake --cores 2 --configfile configs/smollm2.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/base.smk"
+include: "rules/sft.smk"
+include: "rules/rl.smk"
+include: "rules/evaluate.smk"
+include: "rules/analysis.smk"
+include: "rules/edits.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

@@ -1,0 +1,182 @@
+"""Load and check an experiment configuration before any job runs.
+
+The JSON schema (rlheals/schemas/config.schema.yaml) catches unknown keys, wrong types
+and out-of-range values; `check_semantics` catches what a schema cannot express (a fork
+from an SFT length that is not trained, a missing local model, CUDA requested on a
+machine without it). Every message names the key and what was expected.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def _key(path) -> str:
+    parts = []
+    for p in path:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "<top level>"
+
+
+def _fill_defaults(schema: dict, instance: Any, root: dict) -> None:
+    if "$ref" in schema:
+        ref = schema["$ref"].split("/")[-1]
+        schema = {**root["definitions"][ref], **{k: v for k, v in schema.items() if k != "$ref"}}
+    if isinstance(instance, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name not in instance and "default" in sub:
+                instance[name] = copy.deepcopy(sub["default"])
+            if name in instance:
+                _fill_defaults(sub, instance[name], root)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            _fill_defaults(schema["items"], item, root)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        where = f"under '{key}'" if error.absolute_path else "at the top level"
+        return f"unknown config key {', '.join(repr(e) for e in extra)} {where}; allowed keys: {allowed}"
+    expected = error.schema.get("description")
+    msg = f"config key '{key}': {error.message}"
+    if expected and error.validator in ("pattern", "enum", "type"):
+        msg += f" (expected: {expected})"
+    return msg
+
+
+def validate(config: dict, check_paths: bool = True) -> dict:
+    """Return a copy of `config` with defaults filled; raise ConfigError on any problem."""
+    schema = load_schema()
+    cfg = copy.deepcopy(config) if config is not None else {}
+    if not isinstance(cfg, dict):
+        raise ConfigError("the configuration must be a mapping of keys to values")
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    _fill_defaults(schema, cfg, schema)
+    check_semantics(cfg, check_paths=check_paths)
+    return cfg
+
+
+def cuda_available() -> bool:
+    """True when a CUDA device is usable; asks torch only if it is already installed."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def check_semantics(cfg: dict, check_paths: bool = True) -> None:
+    """Cross-key checks that a JSON schema cannot express."""
+    problems: list[str] = []
+    sft_steps = cfg["sft"]["steps"]
+    for i, step in enumerate(cfg["rl"]["fork_from"]):
+        if step != 0 and step not in sft_steps:
+            problems.append(
+                f"config key 'rl.fork_from[{i}]': SFT step {step} is not trained; "
+                f"expected 0 (the base model) or one of sft.steps {sorted(sft_steps)}"
+            )
+    rl = cfg["rl"]
+    if rl["batch_size"] % rl["num_generations"]:
+        problems.append(
+            f"config key 'rl.batch_size': {rl['batch_size']} must be divisible by "
+            f"rl.num_generations ({rl['num_generations']})"
+        )
+    if rl["save_every"] > rl["steps"]:
+        problems.append(f"config key 'rl.save_every': {rl['save_every']} is larger than rl.steps ({rl['steps']})")
+    model = cfg["model"]
+    if model["source"] == "local":
+        path = model.get("local_path")
+        if not path:
+            problems.append("config key 'model.local_path': required when model.source is 'local'")
+        elif check_paths and not (Path(path) / "config.json").is_file():
+            problems.append(
+                f"config key 'model.local_path': '{path}' is not a Hugging Face model directory "
+                "(expected a folder with config.json and weights)"
+            )
+    tiny = model["tiny"]
+    if tiny["hidden_size"] % tiny["num_heads"]:
+        problems.append(
+            f"config key 'model.tiny.hidden_size': {tiny['hidden_size']} must be divisible by model.tiny.num_heads ({tiny['num_heads']})"
+        )
+    if tiny["num_heads"] % tiny["num_kv_heads"]:
+        problems.append(
+            f"config key 'model.tiny.num_kv_heads': {tiny['num_kv_heads']} must divide model.tiny.num_heads ({tiny['num_heads']})"
+        )
+    if model["source"] == "tiny":
+        head_dim = tiny["hidden_size"] // max(tiny["num_heads"], 1)
+        smallest = min(tiny["hidden_size"], tiny["intermediate_size"], head_dim * tiny["num_kv_heads"])
+        if cfg["analysis"]["top_k"] > smallest:
+            problems.append(
+                f"config key 'analysis.top_k': {cfg['analysis']['top_k']} exceeds the rank of the smallest "
+                f"analysed matrix ({smallest}) of the tiny model"
+            )
+        for i, edit in enumerate(cfg["edits"]):
+            if edit["k"] > smallest:
+                problems.append(
+                    f"config key 'edits[{i}].k': {edit['k']} exceeds the rank of the smallest edited matrix ({smallest})"
+                )
+            if "layers" in edit and edit["layers"][1] >= tiny["num_layers"]:
+                problems.append(
+                    f"config key 'edits[{i}].layers': last layer {edit['layers'][1]} does not exist "
+                    f"(model.tiny.num_layers is {tiny['num_layers']})"
+                )
+    for i, edit in enumerate(cfg["edits"]):
+        if "layers" in edit and edit["layers"][0] > edit["layers"][1]:
+            problems.append(f"config key 'edits[{i}].layers': expected [first, last] with first <= last")
+    names = [e["name"] for e in cfg["edits"]]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"config key 'edits': name '{name}' is used more than once")
+    if cfg["compute"]["device"] == "cuda" and not os.environ.get("RLHEALS_SKIP_DEVICE_CHECK") and not cuda_available():
+        problems.append("config key 'compute.device': 'cuda' requested but no CUDA device is available here (use auto or cpu)")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def load(path: str | os.PathLike, overrides: list[str | os.PathLike] = ()) -> dict:
+    """Load a YAML config (plus override files merged on top) and validate it."""
+    cfg: dict = {}
+    for p in [path, *overrides]:
+        try:
+            with open(p) as fh:
+                data = yaml.safe_load(fh) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file '{p}' does not exist") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from exc
+        cfg = merge(cfg, data)
+    return validate(cfg)
+
+
+def merge(base: dict, over: dict) -> dict:
+    """Recursive dict merge as Snakemake does for --configfile: dicts merge, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -1,0 +1,1 @@
+# analysis stage (rules are added by this stage's issue).

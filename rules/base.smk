@@ -1,0 +1,1 @@
+# base stage (rules are added by this stage's issue).

@@ -1,0 +1,103 @@
+# Shared helpers: config validation, checkpoint ids, paths, input functions.
+# Every stage file uses these; nothing here runs a job.
+import hashlib
+from pathlib import Path
+
+import rlheals.config
+
+# Validate (and fill defaults) before any job is scheduled: a bad key stops here.
+try:
+    config.update(rlheals.config.validate(config))
+except rlheals.config.ConfigError as exc:
+    raise WorkflowError(str(exc))
+
+RESULTS = "results"
+PKG = Path(workflow.basedir) / "rlheals"
+
+
+# ---------------------------------------------------------------- checkpoint ids
+# base | sft-<step> | rl-<algo>-<sft step>-<rl step> | edit-<name>
+def sft_steps():
+    return sorted(config["sft"]["steps"])
+
+
+def rl_save_steps():
+    """RL steps at which a checkpoint is kept: every save_every, plus the last."""
+    rl = config["rl"]
+    steps = list(range(rl["save_every"], rl["steps"] + 1, rl["save_every"]))
+    if rl["steps"] not in steps:
+        steps.append(rl["steps"])
+    return steps
+
+
+def rl_forks():
+    """(algo, sft_step) pairs, one RL run each."""
+    return [(a, s) for a in config["rl"]["algorithms"] for s in sorted(config["rl"]["fork_from"])]
+
+
+def rl_ckpt_ids(intermediate=True):
+    keep = rl_save_steps() if intermediate else [config["rl"]["steps"]]
+    return [f"rl-{a}-{s}-{k}" for a, s in rl_forks() for k in keep]
+
+
+def sft_ckpt_ids():
+    return [f"sft-{s}" for s in sft_steps()]
+
+
+def edit_ckpt_ids():
+    return [f"edit-{e['name']}" for e in config["edits"]]
+
+
+def eval_ckpt_ids():
+    """Every checkpoint that gets evaluated."""
+    return ["base"] + sft_ckpt_ids() + rl_ckpt_ids(config["evaluation"]["rl_intermediate"]) + edit_ckpt_ids()
+
+
+def trained_ckpt_ids():
+    """Checkpoints produced by training (analysed against the references)."""
+    return sft_ckpt_ids() + rl_ckpt_ids(True)
+
+
+# ---------------------------------------------------------------- paths
+def model_dir(ckpt):
+    """Hugging Face directory of a checkpoint."""
+    if ckpt == "base" and config["model"]["source"] == "local":
+        return config["model"]["local_path"]
+    return f"{RESULTS}/models/{ckpt}"
+
+
+def data_file(name):
+    return f"{RESULTS}/data/{name}.jsonl"
+
+
+def code_version(*modules):
+    """Hash of library modules a rule depends on, used as a param so that editing the
+    code a rule runs reruns that rule (Snakemake's code trigger sees only the script)."""
+    h = hashlib.sha256()
+    for mod in modules:
+        h.update((PKG / f"{mod}.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def section(name, drop=()):
+    """A config section as a param, without the keys that only select *which* jobs exist
+    (so adding an SFT length or a fork does not rerun the jobs that already ran)."""
+    return {k: v for k, v in config[name].items() if k not in drop}
+
+
+# Final outputs are collected from the stage files that register them.
+FINAL_OUTPUTS = []
+
+
+def get_final_output():
+    out = []
+    for fn in FINAL_OUTPUTS:
+        out.extend(fn())
+    return out
+
+
+wildcard_constraints:
+    ckpt=r"base|sft-\d+|rl-(grpo|rloo)-\d+-\d+|edit-[a-z0-9_-]+",
+    step=r"\d+",
+    algo=r"grpo|rloo",
+    split=r"id|ood",

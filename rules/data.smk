@@ -1,0 +1,1 @@
+# data stage (rules are added by this stage's issue).

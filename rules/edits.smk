@@ -1,0 +1,1 @@
+# edits stage (rules are added by this stage's issue).

@@ -1,0 +1,1 @@
+# evaluate stage (rules are added by this stage's issue).

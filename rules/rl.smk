@@ -1,0 +1,1 @@
+# rl stage (rules are added by this stage's issue).

@@ -1,0 +1,1 @@
+# sft stage (rules are added by this stage's issue).
