@@ -1,12 +1,15 @@
 # rlheals: SFT -> RL on GeneralPoints, evaluation, SVD analysis, edits and report.
 # Run: snakemake --cores 2            (default experiment, config.yaml)
 #      snakemake --cores 2 --configfile configs/smollm2.yaml
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The default experiment; --configfile FILE merges another config on top.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 report: "report/workflow.rst"
