@@ -30,3 +30,10 @@ rule all:
     input:
         get_final_output(),
     default_target: True
+
+
+# At the end of a successful run, print the scorecard of the paper's findings (if built).
+onsuccess:
+    from rlheals.scorecard import print_scorecard
+
+    print_scorecard(f"{RESULTS}/tables/scorecard.csv")

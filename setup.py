@@ -1,5 +1,11 @@
-"""Build the rlheals package (and, once present, its compiled SVD extension)."""
+"""Build the rlheals package and its compiled SVD extension (see csrc/build_svd.py)."""
+import os
+import sys
+
 from setuptools import find_packages, setup
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc"))
+from build_svd import BuildExt, extensions  # noqa: E402  (CPU always; CUDA when found)
 
 setup(
     name="rlheals",
@@ -8,6 +14,9 @@ setup(
     packages=find_packages(include=["rlheals", "rlheals.*"]),
     package_data={"rlheals": ["schemas/*.yaml"]},
     python_requires=">=3.10",
-    install_requires=["numpy", "pandas", "pyyaml", "jsonschema"],
+    install_requires=["numpy", "pandas", "pyyaml", "jsonschema", "scipy-openblas32"],
     entry_points={"console_scripts": ["rlheals=rlheals.cli:main"]},
+    ext_modules=extensions(),
+    cmdclass={"build_ext": BuildExt},
+    zip_safe=False,
 )

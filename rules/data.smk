@@ -1,1 +1,34 @@
-# data stage (rules are added by this stage's issue).
+# data stage: the six JSONL data sets (SFT, held-out, RL prompts, ID/OOD evaluation).
+# The pretraining corpus of the tiny base model has its own rule (base stage).
+
+DATA_SETS = ["sft_train", "sft_heldout_id", "sft_heldout_ood", "rl_prompts", "eval_id", "eval_ood"]
+
+
+rule prepare_data:
+    output:
+        sft_train=data_file("sft_train"),
+        sft_heldout_id=data_file("sft_heldout_id"),
+        sft_heldout_ood=data_file("sft_heldout_ood"),
+        rl_prompts=data_file("rl_prompts"),
+        eval_id=data_file("eval_id"),
+        eval_ood=data_file("eval_ood"),
+    params:
+        data=section("data"),
+        seed=config["seed"],
+        style=config["model"]["prompt_style"],
+        code=code_version("cards", "solver", "prompts", "data"),
+    log:
+        "logs/prepare_data/prepare_data.log",
+    benchmark:
+        "benchmarks/prepare_data/prepare_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/prepare_data.py"
+
+
+FINAL_OUTPUTS.append(lambda: [data_file(name) for name in DATA_SETS])

@@ -1,1 +1,42 @@
-# rl stage (rules are added by this stage's issue).
+# rl stage: one job per (algorithm, fork) with trl (GRPO or RLOO; trl 1.16 has no PPO).
+# Fork step 0 starts from the base model. Each job keeps checkpoints every rl.save_every
+# steps as HF folders, writes its reward table, and resumes from its last saved state.
+
+
+def rl_start(wildcards):
+    step = int(wildcards.step)
+    return model_dir("base") if step == 0 else model_dir(f"sft-{step}")
+
+
+rule rl:
+    input:
+        start=rl_start,
+        prompts=data_file("rl_prompts"),
+    output:
+        models=[directory(f"{RESULTS}/models/rl-{{algo}}-{{step}}-{k}") for k in rl_save_steps()],
+        table=f"{RESULTS}/tables/rl/{{algo}}-{{step}}.csv",
+    params:
+        rl=section("rl", drop=("fork_from", "algorithms", "steps")),
+        keep=rl_save_steps(),
+        seed=config["seed"],
+        device=config["compute"]["device"],
+        run_root=lambda wc: f"{RESULTS}/train/rl/{wc.algo}-{wc.step}",
+        code=code_version("rl", "verifier", "models", "trainutil"),
+    log:
+        "logs/rl/{algo}-{step}.log",
+    benchmark:
+        "benchmarks/rl/{algo}-{step}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=training_resources("rl")[0],
+        runtime=training_resources("rl")[1],
+        gpu=config["compute"]["gpus"],
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/rl.py"
+
+
+FINAL_OUTPUTS.append(
+    lambda: [model_dir(c) for c in rl_ckpt_ids(True)] + [f"{RESULTS}/tables/rl/{a}-{s}.csv" for a, s in rl_forks()]
+)

@@ -1,0 +1,17 @@
+"""Snakemake entry point of rule analyze: one checkpoint against one reference (rlheals.analysis)."""
+import logging
+import os
+import sys
+
+from rlheals.analysis import analyze
+from rlheals.atomic import write_csv
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+os.environ.setdefault("RLHEALS_SVD_THREADS", str(snakemake.threads))
+cfg = snakemake.params.analysis
+labels = {"checkpoint": snakemake.wildcards.ckpt, "reference": snakemake.wildcards.ref,
+          "reference_ckpt": snakemake.params.ref_ckpt}
+table = analyze(snakemake.input.ckpt, snakemake.input.ref, int(cfg["top_k"]), cfg["matrices"], labels, cfg["backend"],
+                cache=snakemake.input.cache)
+write_csv(snakemake.output[0], table)

@@ -1,0 +1,13 @@
+"""Snakemake entry point of rule base_model (model.source tiny): build and pretrain the tiny model."""
+from rlheals.pretrain import PretrainOptions, pretrain
+from rlheals.trainutil import setup_logging
+
+setup_logging(snakemake.log[0])
+p = dict(snakemake.params.pretrain)
+opts = PretrainOptions(
+    steps=p["steps"], batch_size=p["batch_size"], lr=p["lr"], warmup_steps=p["warmup_steps"],
+    max_length=p["max_length"], seed=int(snakemake.params.seed), device=snakemake.params.device,
+    threads=snakemake.threads,
+)
+pretrain(dict(snakemake.params.tiny), snakemake.input.corpus, snakemake.output.model, snakemake.output.table,
+         snakemake.params.run_root, opts)

@@ -1,0 +1,14 @@
+"""Snakemake entry point of rule plot_edits: edits beside their donor and target (rlheals.plots)."""
+import logging
+import sys
+
+import pandas as pd
+
+from rlheals import plots, references
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+refs = references.load(snakemake.input.refs)
+rows = [{**e, "donor": references.resolve(e["donor"], refs), "target": references.resolve(e["target"], refs)}
+        for e in snakemake.params.edits]
+plots.edits(pd.read_csv(snakemake.input.eval), rows, snakemake.output[0])

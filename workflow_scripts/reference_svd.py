@@ -1,0 +1,12 @@
+"""Snakemake entry point of rule reference_svd: decompose a reference model once (rlheals.analysis)."""
+import logging
+import os
+import sys
+
+from rlheals.analysis import save_reference
+
+sys.stderr = open(snakemake.log[0], "w")
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+os.environ.setdefault("RLHEALS_SVD_THREADS", str(snakemake.threads))
+cfg = snakemake.params.analysis
+save_reference(snakemake.input[0], cfg["matrices"], snakemake.output[0], cfg["backend"])
