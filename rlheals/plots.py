@@ -6,14 +6,13 @@ differ beyond noise can be read off the figure. Each function takes the tidy tab
 """
 from __future__ import annotations
 
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rlheals.atomic import atomic_path  # noqa: E402
 
@@ -40,6 +39,7 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
         rows = curve[curve["split"] == split]
         _band(ax, rows["sft_step"].astype(int), rows, SPLIT_COLORS[split], f"{split.upper()} success")
     ax.set_xlabel("SFT step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("success rate (%) with 95% CI")
     ax.set_ylim(bottom=0)
     handles, labels = ax.get_legend_handles_labels()
@@ -74,6 +74,7 @@ def rl_forks(eval_table: pd.DataFrame, path) -> None:
             ax.errorbar(x, 100 * final["success_rate"], yerr=err, fmt="s-", capsize=3, label=f"after RL ({algo})")
         ax.set_title(f"{split.upper()} success")
         ax.set_xlabel("SFT step the fork starts from")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("success rate (%) with 95% CI")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
@@ -158,6 +159,3 @@ def edits(eval_table: pd.DataFrame, edit_rows: list[dict], path) -> None:
         axes.flat[0].text(0.5, 0.5, "no edits configured", ha="center", transform=axes.flat[0].transAxes)
     _save(fig, path)
 
-
-def ensure_dir(path) -> None:
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rlheals.stats import DEFAULT_ALPHA, compare_gains, compare_rates
+from rlheals.stats import DEFAULT_ALPHA, compare_gains, compare_rates, wilson
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 COLUMNS = ["finding", "claim", "value", "verdict", "figure"]
@@ -63,18 +63,21 @@ class Rate:
     ckpt: str
     k: int
     n: int
+    alpha: float = DEFAULT_ALPHA
 
     @property
     def p(self) -> float:
         return self.k / self.n if self.n else math.nan
 
     def __str__(self) -> str:
-        return f"{self.ckpt} {100 * self.p:.1f}% ({self.k}/{self.n})"
+        low, high = wilson(self.k, self.n, self.alpha)
+        return f"{self.ckpt} {100 * self.p:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({self.k}/{self.n})"
 
 
 def _rates(eval_table: pd.DataFrame, split: str = "ood") -> dict[str, Rate]:
     rows = eval_table[eval_table["split"] == split]
-    return {r.checkpoint: Rate(r.checkpoint, int(r.successes), int(r.n)) for r in rows.itertuples()}
+    alpha = eval_table.attrs.get("alpha", DEFAULT_ALPHA)
+    return {r.checkpoint: Rate(r.checkpoint, int(r.successes), int(r.n), alpha) for r in rows.itertuples()}
 
 
 def _sft_curve(eval_table: pd.DataFrame) -> list[tuple[int, Rate]]:
@@ -259,6 +262,8 @@ def _edit_part(eval_table, edits, refs, alpha) -> tuple[str, str]:
 def build(eval_table, loss_table=None, analysis_table=None, edits=(), refs=None,
           alpha: float = DEFAULT_ALPHA, ratio: float = 10.0) -> pd.DataFrame:
     """The scorecard table (columns finding, claim, value, verdict, figure)."""
+    eval_table = eval_table.copy()
+    eval_table.attrs["alpha"] = alpha  # intervals in the text at the run's level
     results = {
         1: finding1(eval_table, loss_table, alpha),
         2: finding2(eval_table, alpha),

@@ -2,15 +2,6 @@
 # reference named in analysis.references (base, sft_best), one table per pair + aggregate.
 
 
-def analysis_pairs():
-    ckpts = trained_ckpt_ids() + edit_ckpt_ids()
-    return [(c, r) for c in ckpts for r in config["analysis"]["references"]]
-
-
-def analysis_table(ckpt, ref):
-    return f"{RESULTS}/analysis/{ckpt}--{ref}.csv"
-
-
 # Each reference model is decomposed once; every comparison against it reuses this.
 rule reference_svd:
     input:

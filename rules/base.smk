@@ -5,12 +5,10 @@ PRETRAIN_CORPUS = f"{RESULTS}/data/pretrain_corpus.jsonl"
 PRETRAIN_TABLE = f"{RESULTS}/tables/pretrain_loss.csv"
 
 
-def training_resources(kind):
-    """mem_mb and runtime (minutes) of a training job, by model source."""
-    big = config["model"]["source"] != "tiny"
-    mem = {"pretrain": 4000, "sft": 16000 if big else 4000, "rl": 24000 if big else 4000}[kind]
-    runtime = {"pretrain": 60, "sft": 720 if big else 60, "rl": 720 if big else 60}[kind]
-    return mem, runtime
+# Job sizes: a real model (smollm2, local) needs far more memory and time than the tiny one.
+BIG_MODEL = config["model"]["source"] != "tiny"
+TRAIN_MEM_MB = {"pretrain": 4000, "sft": 16000 if BIG_MODEL else 4000, "rl": 24000 if BIG_MODEL else 4000}
+TRAIN_RUNTIME_MIN = {"pretrain": 60, "sft": 720 if BIG_MODEL else 60, "rl": 720 if BIG_MODEL else 60}
 
 
 rule pretrain_corpus:
@@ -55,8 +53,8 @@ if config["model"]["source"] == "tiny":
             "benchmarks/base_model/base_model.tsv"
         threads: config["compute"]["threads"]
         resources:
-            mem_mb=training_resources("pretrain")[0],
-            runtime=training_resources("pretrain")[1],
+            mem_mb=TRAIN_MEM_MB["pretrain"],
+            runtime=TRAIN_RUNTIME_MIN["pretrain"],
             gpu=config["compute"]["gpus"],
         conda:
             "../envs/rlheals.yaml"

@@ -96,6 +96,51 @@ def get_final_output():
     return out
 
 
+# ---------------------------------------------------------------- evaluation, analysis, edits, report
+import rlheals.references
+
+FIG = f"{RESULTS}/figures"
+
+
+def eval_summary(ckpt):
+    return f"{RESULTS}/eval/{ckpt}/summary.csv"
+
+
+def resolve_ckpt(name):
+    """Checkpoint id of a config name (sft_best, rl_best, ... or an id); a symbolic name
+    makes the calling input function wait for select_references."""
+    refs = None
+    if name in rlheals.references.SYMBOLS:
+        refs = rlheals.references.load(checkpoints.select_references.get().output[0])
+    try:
+        return rlheals.references.resolve(name, refs)
+    except ValueError as exc:
+        raise WorkflowError(str(exc))
+
+
+def analysis_pairs():
+    ckpts = trained_ckpt_ids() + edit_ckpt_ids()
+    return [(c, r) for c in ckpts for r in config["analysis"]["references"]]
+
+
+def analysis_table(ckpt, ref):
+    return f"{RESULTS}/analysis/{ckpt}--{ref}.csv"
+
+
+def edit_config(name):
+    for entry in config["edits"]:
+        if entry["name"] == name:
+            return entry
+    raise WorkflowError(f"no edit named '{name}' in config key 'edits'")
+
+
+def report_outputs():
+    """Figures and the scorecard of the report stage."""
+    figs = [f"{FIG}/sft_curves.png", f"{FIG}/rl_forks.png", f"{FIG}/drift.png", f"{FIG}/edits.png"]
+    figs += [f"{FIG}/angles_{ref}.png" for ref in config["analysis"]["references"]]
+    return figs + [f"{RESULTS}/tables/scorecard.csv"]
+
+
 wildcard_constraints:
     ckpt=r"base|sft-\d+|rl-(grpo|rloo)-\d+-\d+|edit-[a-z0-9_-]+",
     step=r"\d+",

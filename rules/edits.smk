@@ -2,13 +2,6 @@
 # evaluate rule like any other checkpoint (ckpt edit-<name>).
 
 
-def edit_config(name):
-    for entry in config["edits"]:
-        if entry["name"] == name:
-            return entry
-    raise WorkflowError(f"no edit named '{name}' in config key 'edits'")
-
-
 rule edit:
     input:
         target=lambda wc: model_dir(resolve_ckpt(edit_config(wc.name)["target"])),

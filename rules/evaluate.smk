@@ -1,10 +1,5 @@
 # evaluate stage: every checkpoint on the fixed ID and OOD hands, the aggregate table, and
 # the named references (sft_best, sft_last, rl_best) that the analysis and edits resolve.
-import rlheals.references
-
-
-def eval_summary(ckpt):
-    return f"{RESULTS}/eval/{ckpt}/summary.csv"
 
 
 rule evaluate:
@@ -71,18 +66,6 @@ checkpoint select_references:
         "../envs/rlheals.yaml"
     script:
         "../workflow_scripts/select_references.py"
-
-
-def resolve_ckpt(name):
-    """Checkpoint id of a config name (sft_best, rl_best, ... or an id); a symbolic name
-    makes the calling input function wait for select_references."""
-    refs = None
-    if name in rlheals.references.SYMBOLS:
-        refs = rlheals.references.load(checkpoints.select_references.get().output[0])
-    try:
-        return rlheals.references.resolve(name, refs)
-    except ValueError as exc:
-        raise WorkflowError(str(exc))
 
 
 FINAL_OUTPUTS.append(lambda: [f"{RESULTS}/tables/eval.csv", f"{RESULTS}/tables/references.json"])

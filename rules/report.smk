@@ -1,9 +1,6 @@
 # report stage: figures (PNG) and the scorecard of the paper's findings, registered for
 # `snakemake --report report.html`; the scorecard is also printed at the end of a run.
 
-FIG = f"{RESULTS}/figures"
-
-
 rule plot_eval:
     input:
         eval=f"{RESULTS}/tables/eval.csv",
@@ -78,12 +75,6 @@ rule scorecard:
         "../envs/rlheals.yaml"
     script:
         "../workflow_scripts/scorecard.py"
-
-
-def report_outputs():
-    figs = [f"{FIG}/sft_curves.png", f"{FIG}/rl_forks.png", f"{FIG}/drift.png", f"{FIG}/edits.png"]
-    figs += [f"{FIG}/angles_{ref}.png" for ref in config["analysis"]["references"]]
-    return figs + [f"{RESULTS}/tables/scorecard.csv"]
 
 
 FINAL_OUTPUTS.append(report_outputs)

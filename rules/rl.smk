@@ -3,14 +3,9 @@
 # steps as HF folders, writes its reward table, and resumes from its last saved state.
 
 
-def rl_start(wildcards):
-    step = int(wildcards.step)
-    return model_dir("base") if step == 0 else model_dir(f"sft-{step}")
-
-
 rule rl:
     input:
-        start=rl_start,
+        start=lambda wc: model_dir("base") if int(wc.step) == 0 else model_dir(f"sft-{wc.step}"),
         prompts=data_file("rl_prompts"),
     output:
         models=[directory(f"{RESULTS}/models/rl-{{algo}}-{{step}}-{k}") for k in rl_save_steps()],
@@ -28,8 +23,8 @@ rule rl:
         "benchmarks/rl/{algo}-{step}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=training_resources("rl")[0],
-        runtime=training_resources("rl")[1],
+        mem_mb=TRAIN_MEM_MB["rl"],
+        runtime=TRAIN_RUNTIME_MIN["rl"],
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"

@@ -25,8 +25,8 @@ rule sft:
         "benchmarks/sft/{step}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=training_resources("sft")[0],
-        runtime=training_resources("sft")[1],
+        mem_mb=TRAIN_MEM_MB["sft"],
+        runtime=TRAIN_RUNTIME_MIN["sft"],
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"

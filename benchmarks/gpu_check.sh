@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One-shot GPU check of the SVD extension on a CUDA machine: build, GPU tests, GPU benchmark.
+# Logs go to $OUT (default ./gpu_check_out). Needs python3 with torch (CUDA), pybind11 and
+# scipy-openblas32 (installed from ./.whl when present), nvcc and the nvidia-cusolver headers.
+set -u
+OUT=${OUT:-gpu_check_out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONPATH=${PYTHONPATH:-}:$PWD
+{ nvidia-smi -L; which nvcc; nvcc --version | tail -1; python3 -c "import torch, cupy; print(torch.__version__, cupy.__version__)"; } > "$OUT/env.log" 2>&1
+t0=$(date +%s)
+CUDA_ARCHS=90 FORCE_CUDA=1 timeout 200 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1
+echo "build rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+t0=$(date +%s)
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_linalg_cuda.py tests/test_linalg.py -rs > "$OUT/tests.log" 2>&1
+echo "tests rc=$? in $(( $(date +%s) - t0 )) s: $(tail -1 "$OUT/tests.log")" | tee -a "$OUT/summary.log"
+t0=$(date +%s)
+timeout 40 python3 benchmarks/svd_bench.py --quick --device cuda > "$OUT/bench_quick.log" 2>&1
+echo "quick bench rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+t0=$(date +%s)
+timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/svd_bench.py --device cuda > "$OUT/bench_full.log" 2>&1
+echo "full bench rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+grep -E "FAILED|Error" "$OUT/tests.log" | head -20
+cat "$OUT/bench_quick.log" "$OUT/bench_full.log"
