@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-EXT_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu) setup.py pyproject.toml
+EXT_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/*.py csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu csrc/*/*.cuh) setup.py pyproject.toml
 
 .PHONY: install install-smollm2 run test test-slow test-slurm lint clean
 

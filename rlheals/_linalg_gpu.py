@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-# Which cuSOLVER routine svd() uses for matrices larger than 32x32 ("auto" = gesvdj);
-# benchmarks/svd_bench.py measures the alternatives. Override with RLHEALS_CUDA_SVD_METHOD.
+# Which cuSOLVER routine svd() uses for matrices larger than 32x32: "auto" = Xgesvdp, the
+# fastest on an H200 (benchmarks/svd_bench.py measures gesvdj, gesvdp and gesvd per shape);
+# "gesvd" is 2-4x slower but the most accurate in float32. Override: RLHEALS_CUDA_SVD_METHOD.
 METHOD = os.environ.get("RLHEALS_CUDA_SVD_METHOD", "auto")
 
 

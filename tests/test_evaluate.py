@@ -9,7 +9,7 @@ import torch
 
 from rlheals.evaluate import EvalOptions, aggregate, evaluate_checkpoint, summarize
 from rlheals.generation import DecodingOptions, generate
-from rlheals.prompts import build_prompt, retry_prompt
+from rlheals.prompts import build_prompt
 from rlheals.stats import compare_gains, compare_rates, wilson
 from rlheals.verifier import verify
 

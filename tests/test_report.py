@@ -90,7 +90,7 @@ def test_stage_runs_and_report_builds(tmp_path):
     assert (tmp_path / "report.html").stat().st_size > 10_000
 
 
-def _check_outputs(workdir: Path, n_ckpts: int, refs=("base", "sft_best")) -> None:
+def _check_outputs(workdir: Path, n_ckpts: int, analysed=("base", "sft_best")) -> None:
     table = pd.read_csv(workdir / "results" / "tables" / "eval.csv")
     for col in ("checkpoint", "stage", "sft_step", "rl_algo", "rl_step", "split", "n", "success_rate", "ci_low",
                 "ci_high", "mean_reward"):
@@ -100,11 +100,11 @@ def _check_outputs(workdir: Path, n_ckpts: int, refs=("base", "sft_best")) -> No
     refs = json.loads((workdir / "results" / "tables" / "references.json").read_text())
     assert refs["sft_last"] == "sft-20" and refs["rl_best"].endswith("-4")
     analysis = pd.read_csv(workdir / "results" / "tables" / "analysis.csv")
-    assert set(analysis["reference"]) == set(refs)
+    assert set(analysis["reference"]) == set(analysed)
     card = pd.read_csv(workdir / "results" / "tables" / "scorecard.csv")
     assert card["finding"].tolist() == [1, 2, 3, 4]
     assert set(card["verdict"]) <= {"holds", "does not hold", "inconclusive"}
-    for fig in TARGETS[3:-1] + [f"results/figures/angles_{r}.png" for r in refs]:
+    for fig in TARGETS[3:-1] + [f"results/figures/angles_{r}.png" for r in analysed]:
         assert (workdir / fig).stat().st_size > 5_000, fig
 
 

@@ -52,9 +52,9 @@ def done(tmp_path_factory):
 
 
 def _env(repo: Path) -> dict:
-    # The copy's library is imported first, so jobs run the code Snakemake hashed.
-    return {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false"}
+    # Jobs import the installed (editable) library; Snakemake hashes the copy's
+    # rlheals/*.py (code_version), which is what a test edits before a dry run.
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def _snakemake(repo: Path, work: Path, *args: str, configs: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:

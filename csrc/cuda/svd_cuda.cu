@@ -3,6 +3,7 @@
 // row-major U (m x kk), S, Vh (kk x n) with one small copy kernel. Values-only float32 and the
 // analysis (reference/compare) go through float64 Gram matrices and a symmetric eigensolver.
 #include "svd_cuda.h"
+#include "svd_kernels.cuh"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -70,70 +71,13 @@ void check_info(const int* d_info, int count, const char* routine, int64_t m, in
                                ": info=" + std::to_string(info[i]) + (info[i] > 0 ? " (no convergence)" : " (illegal argument)"));
 }
 
-constexpr int kThreads = 256;
-inline int blocks(int64_t n) { return (int)std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 4); }
-
-// dst (row-major R x C, batch stride dst_bs) from column-major src:
-// transpose: dst[i][j] = src[i + j*ld]; else dst[i][j] = src[j + i*ld].
-template <typename S, typename D>
-__global__ void copy_block(const S* src, int64_t src_bs, int64_t ld, D* dst, int64_t dst_bs, int64_t R, int64_t C,
-                           int64_t batch, bool transpose) {
-  int64_t total = batch * R * C;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
-    int64_t b = t / (R * C), r = t % (R * C), i = r / C, j = r % C;
-    dst[b * dst_bs + i * C + j] = (D)src[b * src_bs + (transpose ? i + j * ld : j + i * ld)];
-  }
-}
+using namespace kernels;
 
 template <typename S, typename D>
 void copy(const S* src, int64_t src_bs, int64_t ld, D* dst, int64_t dst_bs, int64_t R, int64_t C, int64_t batch,
           bool transpose, cudaStream_t st) {
   copy_block<<<blocks(batch * R * C), kThreads, 0, st>>>(src, src_bs, ld, dst, dst_bs, R, C, batch, transpose);
   cuda_check(cudaGetLastError(), "copy kernel");
-}
-
-template <typename T>
-__global__ void finite_kernel(const T* a, int64_t len, int* bad) {
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < len; t += (int64_t)gridDim.x * blockDim.x)
-    if (!isfinite(a[t])) { *bad = 1; return; }
-}
-
-// Descending order from syevd's ascending output: s[j] = sqrt(max(0, w[q-1-j])).
-template <typename D>
-__global__ void sqrt_reverse(const double* w, int64_t q, D* s) {
-  for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < q; j += (int64_t)gridDim.x * blockDim.x)
-    s[j] = (D)sqrt(fmax(0.0, w[q - 1 - j]));
-}
-
-// Column-major Y with columns in descending order: y[i + j*q] = z[i + (q-1-j)*q]; row_major
-// writes y[i*q + j] instead (the layout Python receives).
-__global__ void reverse_cols(const double* z, int64_t q, double* y, bool row_major) {
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < q * q; t += (int64_t)gridDim.x * blockDim.x) {
-    int64_t i = t % q, j = t / q;
-    y[row_major ? i * q + j : i + j * q] = z[i + (q - 1 - j) * q];
-  }
-}
-
-// C = RR[:, :k] / (s0_i s_j) and H = I (k x k), column-major.
-__global__ void scale_c(const double* rr, const double* s0, const double* s, int64_t k, double* c, double* h) {
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < k * k; t += (int64_t)gridDim.x * blockDim.x) {
-    int64_t i = t % k, j = t / k;
-    c[t] = rr[t] / (s0[i] * s[j]);
-    h[t] = i == j ? 1.0 : 0.0;
-  }
-}
-
-// Energies of M = RR[:, k:] / s0_i − diag(s0): out[0] = diagonal, out[1] = total.
-__global__ void energy(const double* rr, const double* s0, int64_t k, double* out) {
-  double d = 0, tot = 0;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < k * k; t += (int64_t)gridDim.x * blockDim.x) {
-    int64_t i = t % k, j = t / k;
-    double v = rr[k * k + t] / s0[i] - (i == j ? s0[i] : 0.0);
-    tot += v * v;
-    if (i == j) d += v * v;
-  }
-  atomicAdd(out, d);
-  atomicAdd(out + 1, tot);
 }
 
 template <typename T> constexpr cudaDataType dtype() { return sizeof(T) == 4 ? CUDA_R_32F : CUDA_R_64F; }
@@ -205,7 +149,10 @@ void svd_single(const T* a, int64_t m, int64_t n, int64_t kk, bool uv, T* u, T* 
   Buf<int> info(1, st);
   auto jobz = uv ? CUSOLVER_EIG_MODE_VECTOR : CUSOLVER_EIG_MODE_NOVECTOR;
   const char* name = "gesvdj";
-  if (method == Method::Auto) method = Method::Gesvdj;
+  // Measured on an H200 (benchmarks/svd_bench.py, float32): Xgesvdp (polar decomposition) took
+  // 23-28 ms on 896x896 / 4864x896 where gesvdj and torch took 44-49 ms and Xgesvd 86-135 ms.
+  // Values only (float64; float32 takes the Gram path) stays on gesvdj.
+  if (method == Method::Auto) method = uv ? Method::Gesvdp : Method::Gesvdj;
   bool vt_layout = false;  // Xgesvd returns Vᵀ (r x r) instead of V
   if (method == Method::Gesvdj) {
     JacobiParams prm;

@@ -172,9 +172,11 @@ SMK=(snakemake --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" --director
      --configfile "$ROOT/tests/configs/smoke.yaml"
      --profile "$ROOT/profiles/slurm")
 # Settings for this one small machine, on top of the profile: the partition written
-# above, memory that fits it, two jobs at a time, fast polling, no retries (a failure
-# must show), and the SLURM logs of successful jobs kept as proof of submission.
-SMK_RUN=(--jobs 2 --max-threads "$CPUS"
+# above, memory that fits it, a queue three jobs per CPU deep (SLURM starts the next job
+# the moment a CPU frees, instead of waiting for Snakemake's next status check), fast
+# polling, no retries (a failure must show), and the SLURM logs of successful jobs kept
+# as proof of submission.
+SMK_RUN=(--jobs $(( CPUS * 3 )) --max-threads "$CPUS"
          --default-resources slurm_partition=debug mem_mb=2000 runtime=30
          --set-resources base_model:mem_mb=2000 sft:mem_mb=2000 rl:mem_mb=2000 evaluate:mem_mb=2000 analyze:mem_mb=2000 reference_svd:mem_mb=2000 edit:mem_mb=2000
          --slurm-init-seconds-before-status-checks 5 --latency-wait 10 --retries 0
