@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One-shot GPU check of the SVD extension on a CUDA machine: build, GPU tests, GPU benchmark.
-# Logs go to $OUT (default ./gpu_check_out). Needs python3 with torch (CUDA), pybind11 and
+# Logs go to $OUT (default: a new temp dir). Needs python3 with torch (CUDA), pybind11 and
 # scipy-openblas32 (installed from ./.whl when present), nvcc and the nvidia-cusolver headers.
 set -u
-OUT=${OUT:-gpu_check_out}; mkdir -p "$OUT"
+OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"; echo "logs in $OUT"
 export PYTHONUNBUFFERED=1
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \

@@ -26,8 +26,9 @@ from rlheals import _linalg_ref as ref
 from rlheals import linalg
 
 
-def workload(quick: bool, seed: int = 0):
-    h, kv, inter, layers, k = (224, 32, 1216, 2, 192) if quick else (896, 128, 4864, 24, 768)
+def workload(quick: bool, seed: int = 0, layers: int | None = None):
+    h, kv, inter, n_layers, k = (224, 32, 1216, 2, 192) if quick else (896, 128, 4864, 24, 768)
+    layers = layers or n_layers
     shapes = [(h, h), (kv, h), (kv, h), (h, h), (inter, h), (inter, h), (h, inter)]
     rng = np.random.default_rng(seed)
     w0s, ws = [], []
@@ -148,10 +149,12 @@ def main(argv=None):
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--rounds", type=int, default=None, help="timing rounds per method (min is reported)")
     p.add_argument("--tasks", default="svd,values,analysis")
+    p.add_argument("--layers", type=int, default=None, help="fewer layers (full-size matrices) for a shorter run")
     args = p.parse_args(argv)
-    w0s, ws, k, per_layer = workload(args.quick)
+    w0s, ws, k, per_layer = workload(args.quick, layers=args.layers)
     rounds = args.rounds or (3 if args.quick else 1)
-    print(f"workload: {len(ws)} matrices ({'quick' if args.quick else 'Qwen2.5-0.5B'}), k={k}, device={args.device}")
+    name = "quick" if args.quick else f"Qwen2.5-0.5B, {len(ws) // per_layer} layers"
+    print(f"workload: {len(ws)} matrices ({name}), k={k}, device={args.device}")
     check = slice(0, per_layer)  # errors on the first layer
     oracle = [analysis_numpy(a.astype(np.float64), b.astype(np.float64), k) for a, b in zip(w0s[check], ws[check])]
     oracle = [(o[0], np.sort(o[1]), np.sort(o[2])) for o in oracle]

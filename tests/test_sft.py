@@ -105,7 +105,7 @@ def test_decaying_schedule_is_rejected():
 MICRO = {
     "pretrain": {"corpus_size": 200, "steps": 2, "batch_size": 4, "max_length": 32},
     "data": {"sft_size": 40, "heldout_size": 4, "rl_size": 8, "eval_size": 4},
-    "sft": {"steps": [2, 4], "batch_size": 4, "save_every": 2, "eval_every": 2},
+    "sft": {"steps": [2], "batch_size": 4, "save_every": 2, "eval_every": 2},
     "rl": {"fork_from": [2], "algorithms": ["grpo"], "steps": 2, "save_every": 1, "batch_size": 2,
            "num_generations": 2, "max_completion_length": 8},
 }
@@ -152,8 +152,8 @@ def test_new_length_or_fork_schedules_only_new_training_jobs(tmp_path):
 
     work = tmp_path / "work"
     work.mkdir()
-    _snakemake(work, config(), "--cores", "2", "results/tables/sft_loss.csv", "results/tables/rl/grpo-2.csv")
+    _snakemake(work, config(), "--cores", "2", "results/tables/rl/grpo-2.csv")
     assert _scheduled(work, config()) == {}
-    assert _scheduled(work, config(sft={"steps": [2, 4, 3]})) == {"sft": 1}
-    assert _scheduled(work, config(rl={"fork_from": [2, 4]})) == {"rl": 1}
+    assert _scheduled(work, config(sft={"steps": [2, 4, 3]})) == {"sft": 2}
+    assert _scheduled(work, config(sft={"steps": [2, 4]}, rl={"fork_from": [2, 4]})) == {"sft": 1, "rl": 1}
     assert _scheduled(work, config(rl={"fork_from": [0, 2], "algorithms": ["grpo", "rloo"]})) == {"rl": 3}
