@@ -54,12 +54,18 @@ CONF=/etc/slurm/slurm.conf
 CONF_BACKUP=""
 PIDS=()            # daemons this script started, stopped in reverse order
 MUNGED_PID=""
+SMK_PID=""
 
 cleanup() {
   local rc=$?
   set +e
+  if [ -n "$SMK_PID" ]; then
+    kill -KILL -- "-$SMK_PID" 2>/dev/null || kill -KILL "$SMK_PID" 2>/dev/null
+  fi
   if command -v scancel >/dev/null && [ ${#PIDS[@]} -gt 0 ]; then
     scancel --quiet --user=root 2>/dev/null
+    # Let slurmd end the jobs' processes before it is stopped itself.
+    for _ in $(seq 30); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
   fi
   for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
     local pid=${PIDS[$i]}
@@ -192,8 +198,11 @@ sed -n '/^job /,/^total/p' "$PLAN" | awk '!seen[$0]++'
 log "running the workflow through SLURM (bound: ${TIMEOUT}s)"
 RUN_START=$(date +%s)
 set +e
-timeout -k 30 "$TIMEOUT" "${SMK[@]}" "${SMK_RUN[@]}" "$@" >"$SLURM_DIR/log/snakemake.out" 2>&1
+timeout -k 30 "$TIMEOUT" "${SMK[@]}" "${SMK_RUN[@]}" "$@" >"$SLURM_DIR/log/snakemake.out" 2>&1 &
+SMK_PID=$!       # timeout's own process group: killed as a whole if this script is stopped
+wait "$SMK_PID"
 RC=$?
+SMK_PID=""
 set -e
 tail -n 15 "$SLURM_DIR/log/snakemake.out"
 [ "$RC" = 124 ] || [ "$RC" = 137 ] && fail "the workflow did not finish within ${TIMEOUT}s"
