@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 
 EXT_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/*.py csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu csrc/*/*.cuh) setup.py pyproject.toml
 
-.PHONY: install install-smollm2 run test test-slow test-slurm lint clean
+.PHONY: install install-smollm2 run test test-slow test-slurm lint clean publish
 
 install: $(VENV)/.deps $(VENV)/.built
 
@@ -49,6 +49,12 @@ test-slurm: install
 
 lint: install
 	$(VENV)/bin/snakemake --lint
+
+# Copy a finished run's scorecard, main figures and key numbers into docs/results/
+# (RUN = the folder the workflow ran in; default: here).
+RUN ?= .
+publish:
+	$(PY) workflow_scripts/publish_results.py --run $(RUN) --out docs/results
 
 clean:
 	rm -rf results logs benchmarks/*/ .snakemake report.html

@@ -152,7 +152,7 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=None, help="fewer layers (full-size matrices) for a shorter run")
     args = p.parse_args(argv)
     w0s, ws, k, per_layer = workload(args.quick, layers=args.layers)
-    rounds = args.rounds or (3 if args.quick else 1)
+    rounds = args.rounds or 1
     name = "quick" if args.quick else f"Qwen2.5-0.5B, {len(ws) // per_layer} layers"
     print(f"workload: {len(ws)} matrices ({name}), k={k}, device={args.device}")
     check = slice(0, per_layer)  # errors on the first layer
