@@ -53,8 +53,9 @@ lint: install
 # Copy a finished run's scorecard, main figures and key numbers into docs/results/
 # (RUN = the folder the workflow ran in; default: here).
 RUN ?= .
+NOTE ?=
 publish:
-	$(PY) workflow_scripts/publish_results.py --run $(RUN) --out docs/results
+	$(PY) workflow_scripts/publish_results.py --run $(RUN) --out docs/results --note "$(NOTE)"
 
 clean:
 	rm -rf results logs benchmarks/*/ .snakemake report.html
