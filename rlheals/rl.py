@@ -30,10 +30,10 @@ from rlheals.trainutil import (
     file_digest,
     fingerprint,
     latest_at_most,
-    precision_kwargs,
     run_lock,
     seed_all,
     set_threads,
+    trainer_kwargs,
     write_run_info,
 )
 
@@ -89,16 +89,7 @@ def _config(run_dir: Path, max_steps: int, device: str, opts: RLOptions):
         lr_scheduler_type="constant",
         beta=opts.beta,
         reward_weights=[1.0, 0.0],
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=opts.save_every,
-        seed=opts.seed,
-        data_seed=opts.seed,
-        gradient_checkpointing=False,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        **precision_kwargs(device),
+        **trainer_kwargs(opts.seed, opts.save_every, device),
     )
     return (GRPOConfig if opts.algo == "grpo" else RLOOConfig)(**common)
 

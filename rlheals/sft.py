@@ -32,10 +32,10 @@ from rlheals.trainutil import (
     fingerprint,
     latest_at_most,
     mark_complete,
-    precision_kwargs,
     run_lock,
     seed_all,
     set_threads,
+    trainer_kwargs,
     write_run_info,
 )
 
@@ -120,18 +120,9 @@ def _config(run_dir: Path, target: int, device: str, opts: SFTOptions):
         warmup_steps=opts.warmup_steps,
         weight_decay=0.0,
         max_length=opts.max_length,
-        logging_steps=1,
         eval_strategy="steps",
         eval_steps=opts.eval_every,
-        save_strategy="steps",
-        save_steps=opts.save_every,
-        seed=opts.seed,
-        data_seed=opts.seed,
-        gradient_checkpointing=False,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        **precision_kwargs(device),
+        **trainer_kwargs(opts.seed, opts.save_every, device),
     )
 
 

@@ -128,3 +128,20 @@ def precision_kwargs(device: str) -> dict:
     if device.startswith("cuda"):
         return {"use_cpu": False, "bf16": True}
     return {"use_cpu": True, "bf16": False}
+
+
+def trainer_kwargs(seed: int, save_every: int, device: str) -> dict:
+    """TrainingArguments shared by SFT and RL: per-step logs, full states every
+    `save_every` steps (the resume points), seeded data order, no progress bars in logs."""
+    return dict(
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=save_every,
+        seed=seed,
+        data_seed=seed,
+        gradient_checkpointing=False,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **precision_kwargs(device),
+    )
