@@ -8,14 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlheals.data import SET_NAMES, write_all
-from rlheals.models import build_tiny_model, save_model
 from rlheals.rl import RLOptions, train_rl
 from rlheals.sft import SFTOptions, train_sft
-from rlheals.tokenizer import build_tokenizer
 from rlheals.trainutil import complete_checkpoints, set_threads
-
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1}
+from tiny_workspace import make_workspace
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +19,10 @@ def start(tmp_path_factory):
     """A tiny model fine-tuned just enough to write the answer format (so rewards vary)."""
     set_threads(1)
     root = tmp_path_factory.mktemp("rl")
-    paths = {name: str(root / f"{name}.jsonl") for name in SET_NAMES}
-    write_all(paths, {"sft_size": 200, "heldout_size": 8, "rl_size": 32, "eval_size": 8}, 0, "compact")
-    tok = build_tokenizer()
-    save_model(build_tiny_model(TINY, tok, seed=0), tok, root / "base")
-    data = {"train": paths["sft_train"], "heldout_id": paths["sft_heldout_id"], "heldout_ood": paths["sft_heldout_ood"]}
+    base, paths, data = make_workspace(root, sft_size=200, rl_size=32)
     opts = SFTOptions(batch_size=16, lr=5e-3, warmup_steps=2, save_every=100, eval_every=100, max_length=64,
                       device="cpu", threads=1)
-    train_sft(str(root / "base"), data, 150, str(root / "sft"), str(root / "sft-runs"), opts)
+    train_sft(base, data, 150, str(root / "sft"), str(root / "sft-runs"), opts)
     return str(root / "sft"), paths["rl_prompts"], root
 
 

@@ -9,26 +9,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlheals.data import SET_NAMES, write_all
-from rlheals.models import build_tiny_model, save_model
 from rlheals.sft import TRAINER_LOG, SFTOptions, loss_frame, sft_loss_table, train_sft
-from rlheals.tokenizer import build_tokenizer
 from rlheals.trainutil import complete_checkpoints, set_threads
-
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1}
+from tiny_workspace import make_workspace
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """(base model folder, data files) on real (small) task data."""
     set_threads(1)
-    root = tmp_path_factory.mktemp("sft")
-    paths = {name: str(root / f"{name}.jsonl") for name in SET_NAMES}
-    write_all(paths, {"sft_size": 120, "heldout_size": 8, "rl_size": 16, "eval_size": 8}, 0, "compact")
-    tok = build_tokenizer()
-    save_model(build_tiny_model(TINY, tok, seed=0), tok, root / "base")
-    data = {"train": paths["sft_train"], "heldout_id": paths["sft_heldout_id"], "heldout_ood": paths["sft_heldout_ood"]}
-    return str(root / "base"), data
+    base, _, data = make_workspace(tmp_path_factory.mktemp("sft"), sft_size=120, rl_size=16)
+    return base, data
 
 
 OPTS = SFTOptions(batch_size=8, lr=1e-3, warmup_steps=2, save_every=3, eval_every=3, max_length=64,
