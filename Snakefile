@@ -34,6 +34,6 @@ rule all:
 
 # At the end of a successful run, print the scorecard of the paper's findings (if built).
 onsuccess:
-    from rlheals.scorecard import print_scorecard
+    from rlheals.report.scorecard import print_scorecard
 
     print_scorecard(f"{RESULTS}/tables/scorecard.csv")

@@ -1,4 +1,4 @@
-"""Benchmark rlheals.linalg against numpy and torch on one checkpoint of a Qwen2.5-0.5B-shaped model.
+"""Benchmark rlheals.svd.linalg against numpy and torch on one checkpoint of a Qwen2.5-0.5B-shaped model.
 
 Workload: 24 layers x (q 896x896, k/v 128x896, o 896x896, gate/up 4864x896, down 896x4864),
 float32 weights W0 ~ N(0, 0.02) and a "fine-tuned" W = W0 + E with ‖E‖_F = 1e-3‖W0‖_F.
@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from rlheals import _linalg_ref as ref
-from rlheals import linalg
+from rlheals.svd import _linalg_ref as ref
+from rlheals.svd import linalg
 
 
 def workload(quick: bool, seed: int = 0, layers: int | None = None):
@@ -200,7 +200,7 @@ def bench_cpu(w0s, ws, k, check, oracle, tasks, rounds):
 
 def bench_cuda(w0s, ws, k, check, oracle, tasks, rounds):
     import torch
-    from rlheals import _linalg_gpu
+    from rlheals.svd import _linalg_gpu
     cp = None
     try:
         import cupy as cp

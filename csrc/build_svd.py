@@ -1,4 +1,4 @@
-"""How setup.py builds the SVD extension: `rlheals._svd_cpu` always, `rlheals._svd_cuda` if it can.
+"""How setup.py builds the SVD extension: `rlheals.svd._svd_cpu` always, `rlheals.svd._svd_cuda` if it can.
 
 CPU: LAPACK/BLAS from the pip package scipy-openblas32 (no system library needed).
 CUDA: built when nvcc and the cuSOLVER/cuBLAS headers and libraries are found: nvcc from
@@ -29,7 +29,7 @@ def _rel(*parts: str) -> str:
 def cpu_extension() -> Pybind11Extension:
     import scipy_openblas32 as ob
     return Pybind11Extension(
-        "rlheals._svd_cpu", [_rel("svd.cpp"), _rel("cpu", "svd_cpu.cpp")], cxx_std=17,
+        "rlheals.svd._svd_cpu", [_rel("svd.cpp"), _rel("cpu", "svd_cpu.cpp")], cxx_std=17,
         include_dirs=[HERE, ob.get_include_dir()], library_dirs=[ob.get_lib_dir()],
         libraries=[ob.get_library()], runtime_library_dirs=[ob.get_lib_dir()],
         extra_compile_args=["-O3"], define_macros=[("USE_SCIPY_OPENBLAS", "1")])
@@ -101,7 +101,7 @@ def find_cuda() -> CudaToolkit | None:
 
 def cuda_extension(tk: CudaToolkit) -> Pybind11Extension:
     ext = Pybind11Extension(
-        "rlheals._svd_cuda", [_rel("svd_cuda_module.cpp")], cxx_std=17,
+        "rlheals.svd._svd_cuda", [_rel("svd_cuda_module.cpp")], cxx_std=17,
         include_dirs=[HERE] + tk.include_dirs, library_dirs=tk.lib_dirs,
         runtime_library_dirs=tk.lib_dirs, define_macros=[("WITH_CUDA", None)])
     ext.extra_link_args = [f"-l{lib}" for lib in tk.libs]

@@ -16,9 +16,9 @@ import re
 import sys
 from typing import Iterable, TextIO
 
-from rlheals.cards import RULES, hand_numbers, parse_card
-from rlheals.solver import solve
-from rlheals.verifier import verify, verify_formula
+from rlheals.task.cards import RULES, hand_numbers, parse_card
+from rlheals.task.solver import solve
+from rlheals.task.verifier import verify, verify_formula
 
 
 def _solve_hand(cards: list[str], rule: str, target: int) -> dict:

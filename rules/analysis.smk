@@ -10,7 +10,7 @@ rule reference_svd:
         f"{RESULTS}/analysis/svd/{{ckpt}}.npz",
     params:
         analysis=section("analysis", drop=("references", "rotation_ratio", "top_k")),
-        code=code_version("analysis", "edits", "linalg"),
+        code=code_version("svd/analysis", "svd/edits", "svd/linalg"),
     log:
         "logs/reference_svd/{ckpt}.log",
     benchmark:
@@ -35,7 +35,7 @@ rule analyze:
     params:
         analysis=section("analysis", drop=("references", "rotation_ratio")),
         ref_ckpt=lambda wc: resolve_ckpt(wc.ref),
-        code=code_version("analysis", "edits", "linalg"),
+        code=code_version("svd/analysis", "svd/edits", "svd/linalg"),
     wildcard_constraints:
         ref=r"base|sft_best|sft_last|rl_best",
     log:
@@ -58,7 +58,7 @@ rule aggregate_analysis:
     output:
         f"{RESULTS}/tables/analysis.csv",
     params:
-        code=code_version("analysis"),
+        code=code_version("svd/analysis"),
     log:
         "logs/aggregate_analysis/aggregate_analysis.log",
     conda:

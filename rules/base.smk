@@ -17,7 +17,7 @@ rule pretrain_corpus:
     params:
         size=config["pretrain"]["corpus_size"],
         seed=config["seed"],
-        code=code_version("corpus", "cards", "solver"),
+        code=code_version("data/corpus", "task/cards", "task/solver"),
     log:
         "logs/pretrain_corpus/pretrain_corpus.log",
     benchmark:
@@ -46,7 +46,7 @@ if config["model"]["source"] == "tiny":
             seed=config["seed"],
             device=config["compute"]["device"],
             run_root=f"{RESULTS}/train/pretrain",
-            code=code_version("pretrain", "models", "tokenizer", "trainutil"),
+            code=code_version("train/pretrain", "train/models", "data/tokenizer", "train/common"),
         log:
             "logs/base_model/base_model.log",
         benchmark:
@@ -69,7 +69,7 @@ elif config["model"]["source"] == "smollm2":
         output:
             model=directory(model_dir("base")),
         params:
-            code=code_version("smollm2"),
+            code=code_version("train/smollm2"),
         log:
             "logs/base_model/base_model.log",
         benchmark:

@@ -97,7 +97,7 @@ def get_final_output():
 
 
 # ---------------------------------------------------------------- evaluation, analysis, edits, report
-import rlheals.references
+import rlheals.report.references
 
 FIG = f"{RESULTS}/figures"
 
@@ -110,10 +110,10 @@ def resolve_ckpt(name):
     """Checkpoint id of a config name (sft_best, rl_best, ... or an id); a symbolic name
     makes the calling input function wait for select_references."""
     refs = None
-    if name in rlheals.references.SYMBOLS:
-        refs = rlheals.references.load(checkpoints.select_references.get().output[0])
+    if name in rlheals.report.references.SYMBOLS:
+        refs = rlheals.report.references.load(checkpoints.select_references.get().output[0])
     try:
-        return rlheals.references.resolve(name, refs)
+        return rlheals.report.references.resolve(name, refs)
     except ValueError as exc:
         raise WorkflowError(str(exc))
 

@@ -12,7 +12,7 @@ rule edit:
         edit=lambda wc: edit_config(wc.name),
         target_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["target"]),
         donor_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["donor"]),
-        code=code_version("edits", "linalg"),
+        code=code_version("svd/edits", "svd/linalg"),
     wildcard_constraints:
         name=r"[a-z0-9][a-z0-9_]*(-[a-z0-9_]+)*",
     log:

@@ -15,7 +15,7 @@ rule evaluate:
         prompt_style=config["model"]["prompt_style"],
         seed=config["seed"],
         device=config["compute"]["device"],
-        code=code_version("evaluate", "generation", "verifier", "prompts", "models", "stats"),
+        code=code_version("evaluation/evaluate", "evaluation/generation", "task/verifier", "task/prompts", "train/models", "evaluation/stats"),
     log:
         "logs/evaluate/{ckpt}.log",
     benchmark:
@@ -40,7 +40,7 @@ rule aggregate_eval:
     params:
         ckpts=lambda wc: eval_ckpt_ids(),
         alpha=config["evaluation"]["alpha"],
-        code=code_version("evaluate", "references", "stats"),
+        code=code_version("evaluation/evaluate", "report/references", "evaluation/stats"),
     log:
         "logs/aggregate_eval/aggregate_eval.log",
     conda:
@@ -59,7 +59,7 @@ checkpoint select_references:
     params:
         ckpts=lambda wc: sft_ckpt_ids() + rl_ckpt_ids(False),
         rl_final_step=config["rl"]["steps"],
-        code=code_version("references"),
+        code=code_version("report/references"),
     log:
         "logs/select_references/select_references.log",
     conda:

@@ -9,7 +9,7 @@ rule plot_eval:
         sft=report(f"{FIG}/sft_curves.png", caption="../report/sft_curves.rst", category="1 Evaluation"),
         rl=report(f"{FIG}/rl_forks.png", caption="../report/rl_forks.rst", category="1 Evaluation"),
     params:
-        code=code_version("plots"),
+        code=code_version("report/plots"),
     log:
         "logs/plot_eval/plot_eval.log",
     conda:
@@ -30,7 +30,7 @@ rule plot_analysis:
         drift=report(f"{FIG}/drift.png", caption="../report/drift.rst", category="2 SVD analysis"),
     params:
         references=config["analysis"]["references"],
-        code=code_version("plots"),
+        code=code_version("report/plots"),
     log:
         "logs/plot_analysis/plot_analysis.log",
     conda:
@@ -47,7 +47,7 @@ rule plot_edits:
         report(f"{FIG}/edits.png", caption="../report/edits.rst", category="3 Edits"),
     params:
         edits=config["edits"],
-        code=code_version("plots", "references"),
+        code=code_version("report/plots", "report/references"),
     log:
         "logs/plot_edits/plot_edits.log",
     conda:
@@ -68,7 +68,7 @@ rule scorecard:
         edits=config["edits"],
         alpha=config["evaluation"]["alpha"],
         ratio=config["analysis"]["rotation_ratio"],
-        code=code_version("scorecard", "stats", "references"),
+        code=code_version("report/scorecard", "evaluation/stats", "report/references"),
     log:
         "logs/scorecard/scorecard.log",
     conda:

@@ -16,7 +16,7 @@ rule rl:
         seed=config["seed"],
         device=config["compute"]["device"],
         run_root=lambda wc: f"{RESULTS}/train/rl/{wc.algo}-{wc.step}",
-        code=code_version("rl", "verifier", "models", "trainutil"),
+        code=code_version("train/rl", "task/verifier", "train/models", "train/common"),
     log:
         "logs/rl/{algo}-{step}.log",
     benchmark:

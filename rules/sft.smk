@@ -18,7 +18,7 @@ rule sft:
         seed=config["seed"],
         device=config["compute"]["device"],
         run_root=f"{RESULTS}/train/sft",
-        code=code_version("sft", "models", "tokenizer", "trainutil"),
+        code=code_version("train/sft", "train/models", "data/tokenizer", "train/common"),
     log:
         "logs/sft/{step}.log",
     benchmark:
@@ -40,7 +40,7 @@ rule sft_losses:
     output:
         SFT_TABLE,
     params:
-        code=code_version("sft"),
+        code=code_version("train/sft"),
     log:
         "logs/sft_losses/sft_losses.log",
     threads: 1

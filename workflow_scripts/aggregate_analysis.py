@@ -2,7 +2,7 @@
 import logging
 import sys
 
-from rlheals.analysis import aggregate
+from rlheals.svd.analysis import aggregate
 from rlheals.atomic import write_csv
 
 sys.stderr = open(snakemake.log[0], "w")

@@ -1,9 +1,9 @@
-"""Snakemake entry point of rule aggregate_eval: results/tables/eval.csv (rlheals.evaluate.aggregate)."""
+"""Snakemake entry point of rule aggregate_eval: results/tables/eval.csv (rlheals.evaluation.evaluate.aggregate)."""
 import logging
 import sys
 
 from rlheals.atomic import write_csv
-from rlheals.evaluate import aggregate
+from rlheals.evaluation.evaluate import aggregate
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

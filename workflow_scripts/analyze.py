@@ -1,9 +1,9 @@
-"""Snakemake entry point of rule analyze: one checkpoint against one reference (rlheals.analysis)."""
+"""Snakemake entry point of rule analyze: one checkpoint against one reference (rlheals.svd.analysis)."""
 import logging
 import os
 import sys
 
-from rlheals.analysis import analyze
+from rlheals.svd.analysis import analyze
 from rlheals.atomic import write_csv
 
 sys.stderr = open(snakemake.log[0], "w")

@@ -1,6 +1,6 @@
 """Snakemake entry point of rule base_model (model.source tiny): build and pretrain the tiny model."""
-from rlheals.pretrain import PretrainOptions, pretrain
-from rlheals.trainutil import setup_logging
+from rlheals.train.pretrain import PretrainOptions, pretrain
+from rlheals.train.common import setup_logging
 
 setup_logging(snakemake.log[0])
 p = dict(snakemake.params.pretrain)

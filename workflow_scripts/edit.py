@@ -1,8 +1,8 @@
-"""Snakemake entry point of rule edit: build one SVD-edited checkpoint (rlheals.edits)."""
+"""Snakemake entry point of rule edit: build one SVD-edited checkpoint (rlheals.svd.edits)."""
 import logging
 import sys
 
-from rlheals.edits import EditSpec, build_edited_model
+from rlheals.svd.edits import EditSpec, build_edited_model
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

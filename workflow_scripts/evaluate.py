@@ -1,10 +1,10 @@
-"""Snakemake entry point of rule evaluate: one checkpoint on the ID and OOD hands (rlheals.evaluate)."""
+"""Snakemake entry point of rule evaluate: one checkpoint on the ID and OOD hands (rlheals.evaluation.evaluate)."""
 import logging
 import sys
 
 import torch
 
-from rlheals.evaluate import EvalOptions, evaluate_checkpoint
+from rlheals.evaluation.evaluate import EvalOptions, evaluate_checkpoint
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

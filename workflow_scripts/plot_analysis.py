@@ -1,10 +1,10 @@
-"""Snakemake entry point of rule plot_analysis: angle heatmaps and sigma vs angle drift (rlheals.plots)."""
+"""Snakemake entry point of rule plot_analysis: angle heatmaps and sigma vs angle drift (rlheals.report.plots)."""
 import logging
 import sys
 
 import pandas as pd
 
-from rlheals import plots
+from rlheals.report import plots
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

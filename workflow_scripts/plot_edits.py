@@ -1,10 +1,11 @@
-"""Snakemake entry point of rule plot_edits: edits beside their donor and target (rlheals.plots)."""
+"""Snakemake entry point of rule plot_edits: edits beside their donor and target (rlheals.report.plots)."""
 import logging
 import sys
 
 import pandas as pd
 
-from rlheals import plots, references
+from rlheals.report import plots
+from rlheals.report import references
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

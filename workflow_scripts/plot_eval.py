@@ -1,10 +1,10 @@
-"""Snakemake entry point of rule plot_eval: success vs SFT length and RL forks (rlheals.plots)."""
+"""Snakemake entry point of rule plot_eval: success vs SFT length and RL forks (rlheals.report.plots)."""
 import logging
 import sys
 
 import pandas as pd
 
-from rlheals import plots
+from rlheals.report import plots
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -1,8 +1,8 @@
-"""Snakemake entry point of rule prepare_data: write the six data sets (see rlheals.data)."""
+"""Snakemake entry point of rule prepare_data: write the six data sets (see rlheals.data.splits)."""
 import logging
 import sys
 
-from rlheals.data import SET_NAMES, write_all
+from rlheals.data.splits import SET_NAMES, write_all
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

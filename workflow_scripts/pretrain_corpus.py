@@ -1,7 +1,7 @@
-"""Snakemake entry point of rule pretrain_corpus: the tiny model's sub-skill corpus (rlheals.corpus)."""
+"""Snakemake entry point of rule pretrain_corpus: the tiny model's sub-skill corpus (rlheals.data.corpus)."""
 from rlheals.atomic import write_jsonl
-from rlheals.corpus import CorpusOptions, build_corpus
-from rlheals.trainutil import LOG, setup_logging
+from rlheals.data.corpus import CorpusOptions, build_corpus
+from rlheals.train.common import LOG, setup_logging
 
 setup_logging(snakemake.log[0])
 opts = CorpusOptions(size=int(snakemake.params.size), seed=int(snakemake.params.seed))

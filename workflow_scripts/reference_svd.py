@@ -1,9 +1,9 @@
-"""Snakemake entry point of rule reference_svd: decompose a reference model once (rlheals.analysis)."""
+"""Snakemake entry point of rule reference_svd: decompose a reference model once (rlheals.svd.analysis)."""
 import logging
 import os
 import sys
 
-from rlheals.analysis import save_reference
+from rlheals.svd.analysis import save_reference
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

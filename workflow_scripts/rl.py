@@ -1,6 +1,6 @@
 """Snakemake entry point of rule rl: one RL fork (algorithm x start checkpoint) with trl."""
-from rlheals.rl import RLOptions, train_rl
-from rlheals.trainutil import setup_logging
+from rlheals.train.rl import RLOptions, train_rl
+from rlheals.train.common import setup_logging
 
 setup_logging(snakemake.log[0])
 rl = {k: v for k, v in dict(snakemake.params.rl).items()}

@@ -1,10 +1,11 @@
-"""Snakemake entry point of rule scorecard: the paper's four findings on this run (rlheals.scorecard)."""
+"""Snakemake entry point of rule scorecard: the paper's four findings on this run (rlheals.report.scorecard)."""
 import logging
 import sys
 
 import pandas as pd
 
-from rlheals import references, scorecard
+from rlheals.report import references
+from rlheals.report import scorecard
 from rlheals.atomic import write_csv
 
 sys.stderr = open(snakemake.log[0], "w")

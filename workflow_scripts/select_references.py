@@ -1,8 +1,8 @@
-"""Snakemake entry point of checkpoint select_references: sft_best, sft_last, rl_best (rlheals.references)."""
+"""Snakemake entry point of checkpoint select_references: sft_best, sft_last, rl_best (rlheals.report.references)."""
 import logging
 import sys
 
-from rlheals import references
+from rlheals.report import references
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

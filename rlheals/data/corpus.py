@@ -1,0 +1,157 @@
+"""The pretraining corpus of the tiny base model: the task's sub-skills, not the task.
+
+A from-scratch model has nothing to forget. To make SFT's forgetting measurable, the base
+is pretrained on the skills the OOD task leans on, each in its own wording:
+
+* ``solve``: bare numbers 1..13 to a formula that makes 24 (several phrasings);
+* ``read``: card reading under a rule stated in the text (A=1, 2..10, J/Q/K as stated);
+* ``arith``: single arithmetic facts over card values (a op b = c);
+* ``compose``: a stated rule + cards -> their numbers -> a formula, worded unlike the
+  task's prompt and answer, so the base can solve OOD hands but not in the SFT format.
+
+Face-card rules: 25% the ID rule (10, 10, 10), 25% the OOD rule (11, 12, 13) and 50%
+random values 1..13 per face card, so "copy the stated rule" is a skill of its own that
+SFT (which only ever sees the ID rule) can wear down. Hands are solvable under their
+rule. Everything is drawn from one seeded generator: same seed, same corpus.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from rlheals.task.cards import FACES, RANKS
+from rlheals.task.solver import is_solvable, solve
+
+#: Skills and their share of the corpus.
+DEFAULT_MIX = {"solve": 0.35, "read": 0.3, "arith": 0.15, "compose": 0.2}
+
+
+@dataclass
+class CorpusOptions:
+    """Size, seed and skill mixture of the corpus."""
+
+    size: int = 20000
+    seed: int = 0
+    mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"corpus size must be >= 1, got {self.size}")
+        unknown = set(self.mix) - set(SKILLS)
+        if unknown:
+            raise ValueError(f"unknown corpus skills {sorted(unknown)}; expected some of {sorted(SKILLS)}")
+
+
+def draw_rule(rng: random.Random) -> dict[str, int]:
+    """Face-card values: ID rule, OOD rule, or random values 1..13."""
+    u = rng.random()
+    if u < 0.25:
+        return {"J": 10, "Q": 10, "K": 10}
+    if u < 0.5:
+        return {"J": 11, "Q": 12, "K": 13}
+    return {f: rng.randint(1, 13) for f in FACES}
+
+
+def value(card: str, rule: dict[str, int]) -> int:
+    return rule[card] if card in rule else RANKS.index(card) + 1
+
+
+def state_rule(rng: random.Random, rule: dict[str, int]) -> str:
+    """The rule in one of several wordings."""
+    j, q, k = rule["J"], rule["Q"], rule["K"]
+    forms = [
+        f"J is {j} , Q is {q} , K is {k} .",
+        f"J = {j}, Q = {q}, K = {k}.",
+        f"Rule: J={j} Q={q} K={k}.",
+        f"Rule: J counts as {j}, Q counts as {q}, K counts as {k}.",
+        f"In this game J, Q and K count as {j}, {q} and {k}.",
+    ]
+    if j == q == k:
+        forms.append(f"J, Q and K count as {j}.")
+    return rng.choice(forms)
+
+
+def solvable_cards(rng: random.Random, rule: dict[str, int]) -> list[str]:
+    """Four cards whose values under `rule` can make 24."""
+    while True:
+        cards = [RANKS[rng.randrange(13)] for _ in range(4)]
+        if rng.random() < 0.5:  # half the hands hold a face card, as OOD hands do
+            cards[rng.randrange(4)] = rng.choice(FACES)
+        if is_solvable([value(c, rule) for c in cards]):
+            return cards
+
+
+def solvable_numbers(rng: random.Random) -> list[int]:
+    while True:
+        nums = [rng.randint(1, 13) for _ in range(4)]
+        if is_solvable(nums):
+            return nums
+
+
+def _join(xs) -> str:
+    return " ".join(str(x) for x in xs)
+
+
+def skill_solve(rng: random.Random) -> str:
+    nums = solvable_numbers(rng)
+    f = rng.choice(solve(nums))
+    return rng.choice(
+        [
+            f"numbers {_join(nums)} make 24 : {f} = 24",
+            f"Make 24 with {_join(nums)} . {f} = 24",
+            f"{_join(nums)} -> {f} = 24",
+            f"Use {_join(nums)} once each: {f} = 24",
+        ]
+    )
+
+
+def skill_read(rng: random.Random) -> str:
+    rule = draw_rule(rng)
+    cards = [RANKS[rng.randrange(13)] for _ in range(4)]
+    if rng.random() < 0.6:
+        cards[rng.randrange(4)] = rng.choice(FACES)
+    nums = [value(c, rule) for c in cards]
+    return rng.choice(
+        [
+            f"{state_rule(rng, rule)} Cards {_join(cards)} are numbers {_join(nums)}",
+            f"{state_rule(rng, rule)} Hand : {_join(cards)} | values {_join(nums)}",
+            f"With {_join(cards)} and {state_rule(rng, rule)} we have {_join(nums)}",
+        ]
+    )
+
+
+def skill_arith(rng: random.Random) -> str:
+    a, b = rng.randint(1, 13), rng.randint(1, 13)
+    op = rng.choice("+-*/")
+    if op == "/":
+        a = a * b  # exact division only
+    c = {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
+    return f"{a} {op} {b} = {c}"
+
+
+def skill_compose(rng: random.Random) -> str:
+    rule = draw_rule(rng)
+    cards = solvable_cards(rng, rule)
+    nums = [value(c, rule) for c in cards]
+    f = rng.choice(solve(nums))
+    return rng.choice(
+        [
+            f"{state_rule(rng, rule)} Hand : {_join(cards)} | values {_join(nums)} | {f} = 24",
+            f"{state_rule(rng, rule)} With {_join(cards)} we have {_join(nums)} so {f} = 24",
+        ]
+    )
+
+
+SKILLS = {"solve": skill_solve, "read": skill_read, "arith": skill_arith, "compose": skill_compose}
+
+
+def build_corpus(opts: CorpusOptions) -> list[dict]:
+    """`opts.size` records {id, skill, text}, drawn with `opts.seed`."""
+    rng = random.Random(opts.seed)
+    names = list(opts.mix)
+    weights = [opts.mix[n] for n in names]
+    rows = []
+    for i in range(opts.size):
+        skill = rng.choices(names, weights)[0]
+        rows.append({"id": i, "skill": skill, "text": SKILLS[skill](rng)})
+    return rows

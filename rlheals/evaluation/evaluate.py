@@ -1,0 +1,192 @@
+"""Evaluate a checkpoint on the fixed ID and OOD hands, with retries and feedback.
+
+Each hand gets up to `attempts` replies, as in the paper's "sequential revision": after
+a failed attempt the conversation continues with the verifier's feedback and only the
+unsolved hands go on to the next attempt. A hand counts as a success when any attempt
+is correct.
+
+Per split the summary holds: n, successes, success_rate and its Wilson interval,
+mean_reward (the reward of each hand's last attempt, so +5 for a solved hand), the
+count of each hand's final outcome (`n_correct`, `n_partial`, `n_wrong_value`,
+`n_wrong_numbers`, `n_illegal_formula`, `n_format_error`) and `solved_at_<i>`, the
+number of hands first solved at attempt i. Every attempt's prompt, reply and verdict
+is kept in replies.jsonl.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from rlheals.evaluation.generation import DecodingOptions, generate
+from rlheals.evaluation.stats import wilson
+from rlheals.task.verifier import Outcome, verify
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = [o.value for o in Outcome]
+
+
+@dataclass
+class EvalOptions:
+    """Evaluation settings (config `evaluation` + `model.prompt_style` + seed)."""
+
+    attempts: int = field(default=1, metadata={"help": "replies per hand, with feedback in between"})
+    prompt_style: str = field(default="compact", metadata={"help": "compact or chat"})
+    alpha: float = field(default=0.05, metadata={"help": "1 - confidence level of the intervals"})
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"evaluation.attempts must be >= 1, got {self.attempts}")
+        if self.prompt_style not in ("compact", "chat"):
+            raise ValueError(f"model.prompt_style {self.prompt_style!r}: expected 'compact' or 'chat'")
+
+    @classmethod
+    def from_config(cls, evaluation: dict, prompt_style: str, seed: int) -> "EvalOptions":
+        dec = DecodingOptions(
+            max_new_tokens=evaluation["max_new_tokens"],
+            batch_size=evaluation["batch_size"],
+            decoding=evaluation["decoding"],
+            temperature=evaluation["temperature"],
+            top_p=evaluation["top_p"],
+            seed=seed,
+        )
+        return cls(
+            attempts=evaluation["attempts"],
+            prompt_style=prompt_style,
+            alpha=evaluation.get("alpha", 0.05),
+            decoding=dec,
+        )
+
+
+def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, split: str) -> tuple[dict, list[dict]]:
+    """(summary row, reply rows) for one split's records ({id, cards, rule, ...})."""
+    from rlheals.task.prompts import build_prompt, retry_prompt
+
+    prompts = [build_prompt(r["cards"], r["rule"], opts.prompt_style) for r in records]
+    history: list[list] = [[] for _ in records]  # (reply, verdict) per attempt
+    pending = list(range(len(records)))
+    rows: list[dict] = []
+    for attempt in range(opts.attempts):
+        if not pending:
+            break
+        batch_prompts = [
+            prompts[i] if attempt == 0 else retry_prompt(prompts[i], history[i], opts.prompt_style) for i in pending
+        ]
+        replies = generate(model, tokenizer, batch_prompts, opts.decoding, attempt=attempt)
+        still = []
+        for i, prompt, reply in zip(pending, batch_prompts, replies):
+            rec = records[i]
+            verdict = verify(reply, rec["cards"], rec["rule"])
+            history[i].append((reply, verdict))
+            rows.append(
+                {
+                    "split": split, "id": rec.get("id", i), "attempt": attempt + 1, "cards": rec["cards"],
+                    "rule": rec["rule"], "prompt": prompt, "reply": reply, **verdict.to_dict(),
+                }
+            )
+            if not verdict.correct:
+                still.append(i)
+        log.info("%s attempt %d: %d/%d hands solved so far", split, attempt + 1, len(records) - len(still), len(records))
+        pending = still
+    return summarize(history, split, opts.attempts, opts.alpha), rows
+
+
+def summarize(history: list[list], split: str, attempts: int, alpha: float = 0.05) -> dict:
+    """Summary row of one split from each hand's (reply, verdict) attempts."""
+    n = len(history)
+    counts = {o: 0 for o in OUTCOMES}
+    solved_at = [0] * attempts
+    reward_sum = 0.0
+    for tries in history:
+        last = tries[-1][1]
+        counts[last.outcome.value] += 1
+        reward_sum += last.reward
+        if last.correct:
+            solved_at[len(tries) - 1] += 1
+    successes = counts[Outcome.CORRECT.value]
+    low, high = wilson(successes, n, alpha)
+    row = {
+        "split": split, "n": n, "successes": successes,
+        "success_rate": successes / n if n else float("nan"), "ci_low": low, "ci_high": high,
+        "mean_reward": reward_sum / n if n else float("nan"),
+    }
+    row.update({f"n_{o}": c for o, c in counts.items()})
+    row.update({f"solved_at_{i + 1}": c for i, c in enumerate(solved_at)})
+    return row
+
+
+def evaluate_checkpoint(
+    model_dir: str | os.PathLike,
+    data: dict[str, str | os.PathLike],
+    opts: EvalOptions,
+    summary_path: str | os.PathLike,
+    replies_path: str | os.PathLike,
+    device: str = "auto",
+) -> "pandas.DataFrame":  # noqa: F821
+    """Evaluate the model in `model_dir` on each split file in `data` ({split: jsonl}) and
+    write the summary CSV and the replies JSONL (atomically)."""
+    import pandas as pd
+
+    from rlheals.atomic import read_jsonl, write_csv, write_jsonl
+    from rlheals.train.models import load_model
+
+    model, tokenizer = load_model(model_dir, device=device)
+    summaries, replies = [], []
+    for split, path in data.items():
+        records = read_jsonl(path)
+        if not records:
+            raise ValueError(f"{path}: no evaluation hands (expected one JSON record per line)")
+        row, rows = evaluate_split(model, tokenizer, records, opts, split)
+        log.info("%s: %d/%d correct (%.3f)", split, row["successes"], row["n"], row["success_rate"])
+        summaries.append(row)
+        replies.extend(rows)
+    frame = pd.DataFrame(summaries)
+    write_csv(summary_path, frame)
+    write_jsonl(replies_path, replies)
+    return frame
+
+
+def checkpoint_columns(ckpt: str) -> dict:
+    """checkpoint, stage, sft_step, rl_algo, rl_step of a checkpoint id."""
+    from rlheals.checkpoints import parse_ckpt
+
+    return {"checkpoint": ckpt, **parse_ckpt(ckpt)}
+
+
+def aggregate(summaries: dict[str, str | os.PathLike], loss_csv: str | os.PathLike | None = None, alpha: float = 0.05):
+    """results/tables/eval.csv: one row per (checkpoint, split), with SFT losses joined.
+
+    The Wilson intervals are recomputed at `alpha` (config evaluation.alpha, which does not
+    rerun evaluations). For base and SFT checkpoints the SFT loss table's row at that step
+    (if logged) adds train_loss, heldout_id_loss and heldout_ood_loss, so the curves sit in
+    one table.
+    """
+    import pandas as pd
+
+    frames = []
+    for ckpt, path in summaries.items():
+        frame = pd.read_csv(path)
+        for key, value in reversed(list(checkpoint_columns(ckpt).items())):
+            frame.insert(0, key, value)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    cis = [wilson(int(k), int(n), alpha) for k, n in zip(table["successes"], table["n"])]
+    table["ci_low"], table["ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
+    for col in ("sft_step", "rl_step"):
+        table[col] = table[col].astype("Int64")
+    loss_cols = ["train_loss", "heldout_id_loss", "heldout_ood_loss"]
+    if loss_csv is not None and os.path.exists(loss_csv):
+        losses = pd.read_csv(loss_csv)
+        losses = losses[["step"] + [c for c in loss_cols if c in losses]].drop_duplicates("step", keep="last")
+        on_curve = table["stage"].isin(["base", "sft"])
+        keys = table["sft_step"].where(on_curve)
+        merged = pd.DataFrame({"step": keys}).merge(losses, on="step", how="left")
+        for col in loss_cols:
+            table[col] = merged[col].to_numpy() if col in merged else float("nan")
+    else:
+        for col in loss_cols:
+            table[col] = float("nan")
+    return table
+

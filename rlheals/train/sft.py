@@ -1,0 +1,198 @@
+"""Supervised fine-tuning at several lengths along one shared, resumable trajectory.
+
+Every SFT length is a point on the same run: trl's SFTTrainer with a constant (or
+warmup-constant) LR and a data order fixed by the seed, so a run stopped at step k and
+continued is the run that never stopped. The full trainer state (optimizer, scheduler,
+RNG) is saved every `save_every` steps under one run folder whose name hashes everything
+that decides the trajectory (options without the list of lengths, the base model, the
+data, the code). A job for length s takes the run's lock, resumes from the latest
+complete state <= s, trains to s and exports the model. So a new length inside the
+trained range costs at most `save_every` steps and a longer length continues the
+longest run. Loss is on the completion only; held-out loss on the ID and OOD sets every
+`eval_every` steps. The trainer's log history goes into the exported folder
+(`trainer_log.json`), from which `sft_loss_table` builds the loss table.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, TrainerCallback
+
+from rlheals.atomic import atomic_path, read_jsonl, write_csv
+from rlheals.train.models import load_tokenizer, resolve_device
+from rlheals.train.common import (
+    LOG,
+    code_digest,
+    dir_identity,
+    file_digest,
+    fingerprint,
+    latest_at_most,
+    mark_complete,
+    run_lock,
+    seed_all,
+    set_threads,
+    trainer_kwargs,
+    write_run_info,
+)
+
+TRAINER_LOG = "trainer_log.json"
+
+
+@dataclass
+class SFTOptions:
+    """SFT settings: config section `sft` (minus `steps`) plus seed, device and threads."""
+
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup_steps: int = 20
+    lr_schedule: str = "constant_with_warmup"
+    save_every: int = 50
+    eval_every: int = 50
+    max_length: int = 128
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 2
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "constant_with_warmup"):
+            raise ValueError(
+                f"sft.lr_schedule '{self.lr_schedule}': expected constant or constant_with_warmup "
+                "(a decaying schedule would make a longer run differ from a continued shorter one)"
+            )
+        for name in ("batch_size", "save_every", "eval_every", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sft.{name} must be >= 1, got {getattr(self, name)}")
+
+    def trajectory_key(self) -> dict:
+        """What decides the trajectory (device and threads do not)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads")}
+
+
+def load_pairs(path: str | os.PathLike) -> Dataset:
+    """A prompt/completion dataset (strings or chat message lists) from a JSONL data set."""
+    rows = read_jsonl(path)
+    missing = [k for k in ("prompt", "completion") if rows and k not in rows[0]]
+    if not rows or missing:
+        raise ValueError(f"{path}: expected records with 'prompt' and 'completion' (missing {missing or 'records'})")
+    return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+
+
+class _MarkComplete(TrainerCallback):
+    """Mark a checkpoint complete once the Trainer has finished writing it."""
+
+    def on_save(self, args, state, control, **kwargs):
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if ckpt.is_dir():
+            mark_complete(ckpt)
+        return control
+
+
+def run_dir_for(base_dir: str, data: dict[str, str], run_root: str, opts: SFTOptions) -> Path:
+    key = {
+        "opts": opts.trajectory_key(),
+        "base": dir_identity(base_dir),
+        "base_path": str(Path(base_dir).resolve()),
+        "data": {k: file_digest(v) for k, v in sorted(data.items())},
+        "code": code_digest("rlheals.train.sft", "rlheals.train.common", "rlheals.train.models"),
+    }
+    run_dir = Path(run_root) / fingerprint(key)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(run_dir, key)
+    return run_dir
+
+
+def _config(run_dir: Path, target: int, device: str, opts: SFTOptions):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(run_dir),
+        max_steps=target,
+        per_device_train_batch_size=opts.batch_size,
+        per_device_eval_batch_size=opts.eval_batch_size,
+        learning_rate=opts.lr,
+        lr_scheduler_type=opts.lr_schedule,
+        warmup_steps=opts.warmup_steps,
+        weight_decay=0.0,
+        max_length=opts.max_length,
+        eval_strategy="steps",
+        eval_steps=opts.eval_every,
+        **trainer_kwargs(opts.seed, opts.save_every, device),
+    )
+
+
+def train_sft(base_dir: str, data: dict[str, str], target: int, out_dir: str, run_root: str, opts: SFTOptions) -> None:
+    """Export the SFT model at step `target` to `out_dir`, training only what is missing.
+
+    `data` maps train, heldout_id and heldout_ood to JSONL files.
+    """
+    from trl import SFTTrainer
+
+    set_threads(opts.threads)
+    device = resolve_device(opts.device)
+    run_dir = run_dir_for(base_dir, data, run_root, opts)
+    with run_lock(run_dir):
+        start, ckpt = latest_at_most(run_dir, target)
+        tok = load_tokenizer(base_dir, padding_side="right")
+        if ckpt is not None and start == target:
+            LOG.info("SFT step %d already trained in %s; exporting it", target, ckpt)
+            model = AutoModelForCausalLM.from_pretrained(str(ckpt))
+            history = json.loads((ckpt / "trainer_state.json").read_text())["log_history"]
+        else:
+            LOG.info("SFT to step %d from %s (run %s)", target, f"step {start}" if ckpt else "the base model", run_dir)
+            seed_all(opts.seed)
+            model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="float32")
+            trainer = SFTTrainer(
+                model=model,
+                args=_config(run_dir, target, device, opts),
+                train_dataset=load_pairs(data["train"]),
+                eval_dataset={"id": load_pairs(data["heldout_id"]), "ood": load_pairs(data["heldout_ood"])},
+                processing_class=tok,
+                callbacks=[_MarkComplete()],
+            )
+            trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+            model, history = trainer.model, trainer.state.log_history
+        export(model, load_tokenizer(base_dir), history, out_dir)
+
+
+def export(model, tokenizer, history: list[dict], out_dir: str) -> None:
+    """Model + tokenizer + trainer log as one HF folder, written atomically."""
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / TRAINER_LOG).write_text(json.dumps(history, indent=1) + "\n")
+
+
+def loss_frame(history: list[dict]) -> pd.DataFrame:
+    """step, train_loss, heldout_id_loss, heldout_ood_loss from a Trainer log history."""
+    rows: dict[int, dict] = {}
+    for entry in history:
+        step = int(entry.get("step", 0))
+        row = rows.setdefault(step, {"step": step})
+        if "loss" in entry:
+            row["train_loss"] = entry["loss"]
+        if "eval_id_loss" in entry:
+            row["heldout_id_loss"] = entry["eval_id_loss"]
+        if "eval_ood_loss" in entry:
+            row["heldout_ood_loss"] = entry["eval_ood_loss"]
+    cols = ["step", "train_loss", "heldout_id_loss", "heldout_ood_loss"]
+    frame = pd.DataFrame(sorted(rows.values(), key=lambda r: r["step"]), columns=cols)
+    return frame[frame[cols[1:]].notna().any(axis=1)].reset_index(drop=True)
+
+
+def sft_loss_table(model_dirs: list[str], table_path: str) -> None:
+    """Loss table from the longest SFT checkpoint's log (it holds the whole trajectory)."""
+    longest = max(model_dirs, key=lambda d: max((e.get("step", 0) for e in _history(d)), default=0))
+    write_csv(table_path, loss_frame(_history(longest)))
+
+
+def _history(model_dir: str) -> list[dict]:
+    path = Path(model_dir) / TRAINER_LOG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trainer log (was this folder written by the sft rule?)")
+    return json.loads(path.read_text())

@@ -1,0 +1,92 @@
+"""SVD analysis table against plain numpy/scipy on a small saved model."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.linalg
+import torch
+
+from rlheals.svd.analysis import METRICS, aggregate, analyze, load_matrices, save_reference
+
+torch.set_num_threads(1)
+TYPES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A reference model and a fine-tuned-like copy (small perturbation of every weight)."""
+    from rlheals.train.models import build_tiny_model, save_model
+    from rlheals.data.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    tiny = {"hidden_size": 16, "intermediate_size": 24, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1}
+    root = tmp_path_factory.mktemp("analysis_models")
+    ref = build_tiny_model(tiny, tok, seed=0)
+    save_model(ref, tok, root / "ref")
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * p.abs().mean() * torch.randn(p.shape, generator=gen))
+    save_model(ref, tok, root / "ckpt")
+    return root
+
+
+def _numpy_row(w0, w, k):
+    u0, s0, vh0 = np.linalg.svd(w0.astype(np.float64), full_matrices=False)
+    u, s, vh = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    k = min(k, s.size)
+    rel = np.abs(s - s0) / s0
+    left = scipy.linalg.subspace_angles(u0[:, :k], u[:, :k])
+    right = scipy.linalg.subspace_angles(vh0[:k].T, vh[:k].T)
+    p_left = np.linalg.norm(u0[:, :k] @ u0[:, :k].T - u[:, :k] @ u[:, :k].T)
+    m = u0[:, :k].T @ (w - w0).astype(np.float64) @ vh0[:k].T
+    diag = float(np.sum(np.diag(m) ** 2))
+    return {
+        "sigma_rel_change_mean": rel.mean(), "sigma_rel_change_max": rel.max(),
+        "angle_left_mean": left.mean(), "angle_left_max": left.max(),
+        "angle_right_mean": right.mean(), "angle_right_max": right.max(),
+        "proj_dist_left": p_left, "scaling_energy": diag, "rotation_energy": float(np.sum(m**2)) - diag,
+    }
+
+
+@pytest.mark.parametrize("use_cache", [False, True])
+def test_analysis_table_matches_numpy(models, tmp_path, use_cache):
+    cache = None
+    if use_cache:
+        cache = tmp_path / "ref.npz"
+        save_reference(models / "ref", TYPES, cache)
+    labels = {"checkpoint": "sft-10", "reference": "base", "reference_ckpt": "base"}
+    table = analyze(models / "ckpt", models / "ref", 4, TYPES, labels, cache=cache)
+    assert len(table) == 2 * 7  # layers x matrix types
+    assert set(table["matrix"]) == set(TYPES) and sorted(set(table["layer"])) == [0, 1]
+    assert (table["checkpoint"] == "sft-10").all() and (table["k"] == 4).all()
+    ref, cur = load_matrices(models / "ref", TYPES), load_matrices(models / "ckpt", TYPES)
+    for row in table.itertuples():
+        want = _numpy_row(ref[row.name], cur[row.name], 4)
+        for key, value in want.items():
+            assert getattr(row, key) == pytest.approx(value, rel=1e-4, abs=1e-7), (row.name, key)
+    assert table[METRICS].notna().all().all()
+
+
+def test_identical_models_have_no_drift(models):
+    table = analyze(models / "ref", models / "ref", 3, ["q_proj", "down_proj"])
+    assert len(table) == 4
+    assert np.allclose(table[["sigma_rel_change_mean", "proj_dist_left", "rotation_energy"]], 0, atol=1e-6)
+
+
+def test_aggregate_stacks_tables(models, tmp_path):
+    paths = []
+    for ref in ("base", "sft_best"):
+        t = analyze(models / "ckpt", models / "ref", 2, ["v_proj"], {"checkpoint": "c", "reference": ref})
+        p = tmp_path / f"c--{ref}.csv"
+        t.to_csv(p, index=False)
+        paths.append(p)
+    out = aggregate(paths)
+    assert len(out) == 4 and list(out["reference"].unique()) == ["base", "sft_best"]
+    assert isinstance(out, pd.DataFrame)
+
+
+def test_missing_matrices_are_named(models):
+    with pytest.raises(ValueError, match="no weights named"):
+        load_matrices(models / "ref", ["w_proj"])

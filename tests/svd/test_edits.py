@@ -1,0 +1,128 @@
+"""SVD edits: each kind does what its name says at k = 0, at full rank and in between."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlheals.svd.edits import EditSpec, build_edited_model, edit_matrix, load_tensors, matrix_info
+
+torch.set_num_threads(1)
+KINDS = ["directions", "values", "triplets_top", "triplets_bottom"]
+
+
+def _pair(shape=(12, 7), seed=0):
+    rng = np.random.default_rng(seed)
+    target = rng.standard_normal(shape)
+    donor = target + 0.5 * rng.standard_normal(shape)
+    return target, donor
+
+
+def _svd(w):
+    return np.linalg.svd(w, full_matrices=False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", [(12, 7), (7, 12), (9, 9)])
+def test_k0_is_identity(kind, shape):
+    target, donor = _pair(shape)
+    np.testing.assert_array_equal(edit_matrix(target, donor, kind, 0), target)
+
+
+@pytest.mark.parametrize("shape", [(12, 7), (7, 12)])
+def test_full_rank_directions_keep_target_values(shape):
+    """Direction-only restore at full rank is U_D diag(s_T) V_Dᵀ, not a copy of W_D."""
+    target, donor = _pair(shape)
+    (ut, st, vt), (ud, sd, vd) = _svd(target), _svd(donor)
+    out = edit_matrix(target, donor, "directions", min(shape))
+    np.testing.assert_allclose(out, (ud * st) @ vd, atol=1e-10)
+    np.testing.assert_allclose(np.linalg.svd(out, compute_uv=False), st, atol=1e-10)
+    assert not np.allclose(out, donor)
+
+
+@pytest.mark.parametrize("shape", [(12, 7), (7, 12)])
+def test_full_rank_values_keep_target_vectors(shape):
+    target, donor = _pair(shape)
+    (ut, st, vt), (ud, sd, vd) = _svd(target), _svd(donor)
+    out = edit_matrix(target, donor, "values", min(shape))
+    np.testing.assert_allclose(out, (ut * sd) @ vt, atol=1e-10)
+    np.testing.assert_allclose(np.linalg.svd(out, compute_uv=False), sd, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["triplets_top", "triplets_bottom"])
+def test_full_rank_triplet_swap_is_the_donor(kind):
+    target, donor = _pair()
+    np.testing.assert_allclose(edit_matrix(target, donor, kind, 7), donor, atol=1e-10)
+
+
+def test_partial_k_matches_definitions():
+    target, donor = _pair((10, 6))
+    (ut, st, vt), (ud, sd, vd) = _svd(target), _svd(donor)
+    k = 2
+    u = np.concatenate([ud[:, :k], ut[:, k:]], axis=1)
+    v = np.concatenate([vd[:k], vt[k:]])
+    np.testing.assert_allclose(edit_matrix(target, donor, "directions", k), (u * st) @ v, atol=1e-10)
+    s = np.concatenate([sd[:k], st[k:]])
+    values = edit_matrix(target, donor, "values", k)
+    np.testing.assert_allclose(values, (ut * s) @ vt, atol=1e-10)
+    np.testing.assert_allclose(np.sort(np.linalg.svd(values, compute_uv=False)), np.sort(s), atol=1e-10)
+    top = (ud[:, :k] * sd[:k]) @ vd[:k] + (ut[:, k:] * st[k:]) @ vt[k:]
+    np.testing.assert_allclose(edit_matrix(target, donor, "triplets_top", k), top, atol=1e-10)
+    bottom = (ut[:, :4] * st[:4]) @ vt[:4] + (ud[:, 4:] * sd[4:]) @ vd[4:]
+    np.testing.assert_allclose(edit_matrix(target, donor, "triplets_bottom", k), bottom, atol=1e-10)
+
+
+def test_bad_arguments_name_the_problem():
+    target, donor = _pair()
+    with pytest.raises(ValueError, match="outside 0..7"):
+        edit_matrix(target, donor, "directions", 8)
+    with pytest.raises(ValueError, match="same shape"):
+        edit_matrix(target, donor.T, "values", 1)
+    with pytest.raises(ValueError, match="kind"):
+        edit_matrix(target, donor, "rotate", 1)
+
+
+def test_matrix_info():
+    assert matrix_info("model.layers.3.self_attn.k_proj.weight") == (3, "k_proj")
+    assert matrix_info("model.layers.0.mlp.down_proj.weight") == (0, "down_proj")
+    assert matrix_info("model.embed_tokens.weight") is None
+    assert matrix_info("model.layers.0.input_layernorm.weight") is None
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    from rlheals.train.models import build_tiny_model, save_model
+    from rlheals.data.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    tiny = {"hidden_size": 16, "intermediate_size": 24, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1}
+    root = tmp_path_factory.mktemp("edit_models")
+    for name, seed in (("target", 0), ("donor", 1)):
+        save_model(build_tiny_model(tiny, tok, seed), tok, root / name)
+    return root
+
+
+def test_edited_model_replaces_only_the_selected_matrices(two_models, tmp_path):
+    from rlheals.train.models import load_model
+
+    spec = EditSpec("dirs", "directions", 16, layers=(1, 1), matrices=("q_proj", "down_proj"))
+    out = tmp_path / "edit-dirs"
+    edited = build_edited_model(two_models / "target", two_models / "donor", out, spec, {"target": "t"})
+    assert sorted(edited) == ["model.layers.1.mlp.down_proj.weight", "model.layers.1.self_attn.q_proj.weight"]
+    target, donor, new = (load_tensors(p) for p in (two_models / "target", two_models / "donor", out))
+    assert set(new) == set(target)
+    for name, w in new.items():
+        if name in edited:
+            (_, st, _), (ud, _, vd) = _svd(target[name].double().numpy()), _svd(donor[name].double().numpy())
+            np.testing.assert_allclose(w.double().numpy(), (ud * st) @ vd, atol=1e-5)
+        else:
+            assert torch.equal(w, target[name]), name
+    model, tok = load_model(out, device="cpu")  # a normal HF directory
+    assert (out / "rlheals_edit.json").is_file() and (out / "tokenizer.json").is_file()
+
+
+def test_edit_that_selects_nothing_fails(two_models, tmp_path):
+    spec = EditSpec("none", "values", 1, layers=(5, 6))
+    with pytest.raises(ValueError, match="selects no weight"):
+        build_edited_model(two_models / "target", two_models / "donor", tmp_path / "x", spec)
+    assert not (tmp_path / "x").exists()
