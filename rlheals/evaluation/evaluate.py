@@ -9,8 +9,10 @@ Per split the summary holds: n, successes, success_rate and its Wilson interval,
 mean_reward (the reward of each hand's last attempt, so +5 for a solved hand), the
 count of each hand's final outcome (`n_correct`, `n_partial`, `n_wrong_value`,
 `n_wrong_numbers`, `n_illegal_formula`, `n_format_error`) and `solved_at_<i>`, the
-number of hands first solved at attempt i. Every attempt's prompt, reply and verdict
-is kept in replies.jsonl.
+number of hands first solved at attempt i, and the graded skill of the first replies:
+`face_cards`, `face_as_rule`, `face_as_10` and the shares `face_rule_rate`,
+`face_10_rate` (rlheals.task.reading). Every attempt's prompt, reply and verdict is kept
+in replies.jsonl.
 """
 from __future__ import annotations
 
@@ -90,7 +92,25 @@ def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, spl
                 still.append(i)
         log.info("%s attempt %d: %d/%d hands solved so far", split, attempt + 1, len(records) - len(still), len(records))
         pending = still
-    return summarize(history, split, opts.attempts, opts.alpha), rows
+    row = summarize(history, split, opts.attempts, opts.alpha)
+    row.update(face_columns(records, history))
+    return row, rows
+
+
+def face_columns(records: list[dict], history: list[list]) -> dict:
+    """The graded skill of a split (rlheals.task.reading), from each hand's first reply:
+    face cards in the hands, how many the replies wrote as the stated rule says and as 10,
+    and those two as shares of all face cards (a reply without a number list counts as
+    neither)."""
+    from rlheals.task.reading import Reading, read_faces
+
+    total = Reading(0, 0, 0, True)
+    for rec, tries in zip(records, history):
+        if tries:
+            total = total + read_faces(tries[0][0], rec["cards"], rec["rule"])
+    share = (lambda k: k / total.faces) if total.faces else (lambda k: float("nan"))
+    return {"face_cards": total.faces, "face_as_rule": total.as_rule, "face_as_10": total.as_ten,
+            "face_rule_rate": share(total.as_rule), "face_10_rate": share(total.as_ten)}
 
 
 def summarize(history: list[list], split: str, attempts: int, alpha: float = 0.05) -> dict:

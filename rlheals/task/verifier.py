@@ -73,7 +73,25 @@ class Verdict:
 
 # ---------------------------------------------------------------- reply parsing
 _QUOTED = re.compile(r"""["']formula["']\s*:\s*["']([^"'\n]*)""")
-_COMPACT = re.compile(r"\bformula\b\s*:?[ \t]*([^\n]*)", re.IGNORECASE)
+# `formula`, optionally marked up (`**Formula**:`, `Formula:**`), then the rest of the line.
+_COMPACT = re.compile(r"\bformula\b[*_`\t ]*:?[*_`\t ]*([^\n]*)", re.IGNORECASE)
+
+
+def _unmark(text: str) -> str:
+    """Markdown/LaTeX around a formula (`**`, backticks, `$`), never the `*` inside it."""
+    text = text.strip().lstrip("*`$ \t").rstrip("`$ \t")
+    return text[:-2].rstrip() if text.endswith("**") else text
+
+
+def _labelled(text: str) -> str | None:
+    """The text after a `formula` label. Chat models also use the word in prose ("Here is a
+    formula that ...") before the labelled line, so the first label followed by something that
+    starts like a formula (a digit or a bracket) wins; failing that, the first label at all."""
+    found = [_unmark(m.group(1)) for m in _COMPACT.finditer(text)]
+    for cand in found:
+        if cand[:1].isdigit() or cand[:1] == "(":
+            return cand
+    return found[0] if found else None
 
 
 def _from_json(text: str) -> str | None:
@@ -96,8 +114,8 @@ def extract_formula(reply: str) -> str | None:
     text = str(reply)[:MAX_REPLY_CHARS]
     formula = _from_json(text)
     if formula is None:
-        m = _QUOTED.search(text) or _COMPACT.search(text)
-        formula = m.group(1) if m else None
+        m = _QUOTED.search(text)
+        formula = m.group(1) if m else _labelled(text)
     if formula is None:
         return None
     return formula.split("=")[0].strip()

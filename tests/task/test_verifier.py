@@ -66,6 +66,12 @@ TABLE = [
     ('{"formula": "__import__(\'os\').system(\'touch /tmp/pwned\')"}', KING, "id", "illegal_formula", -3),
     ('{"formula": "eval(\'(10+2)*2*1\')"}', KING, "id", "illegal_formula", -3),
     ("formula: " + "1+" * 5000 + "1", KING, "id", "illegal_formula", -3),  # length cap
+    # replies written the way chat models write: the word "formula" in prose before the label
+    ("Here is a formula that evaluates to 24:\n**Formula**: (10+2)*2*1 = 24", KING, "id", "correct", 5),
+    ("Sure! A formula that works is below.\n\n**Formula:** `(10 + 2) * 2 * 1 = 24`", KING, "id", "correct", 5),
+    ("To find a formula, I combine the numbers.\nFormula: (10+2)*2*1", KING, "id", "correct", 5),
+    ("The formula uses 10, 2, 2 and 1.\n- formula: $(10+2)*2*1$", KING, "id", "correct", 5),
+    ("Let me think about a formula step by step.", KING, "id", "illegal_formula", -3),  # prose only: graded, not parsed as a hit
     # no formula at all
     ("I think the answer is 24.", KING, "id", "format_error", -3),
     ('{"formula": ""}', KING, "id", "format_error", -3),
