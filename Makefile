@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 
 EXT_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/*.py csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu csrc/*/*.cuh) setup.py pyproject.toml
 
-.PHONY: install install-smollm2 run test test-slow test-slurm lint clean publish
+.PHONY: install install-smollm2 run test test-blas test-slow test-slurm lint clean publish
 
 install: $(VENV)/.deps $(VENV)/.built
 
@@ -40,6 +40,15 @@ run: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The numeric tests (SVD extension, analysis, edits, statistics) again under another OpenBLAS
+# kernel than this CPU's default, so no tolerance is tuned to one kernel (CI runs this too).
+NUMERIC_TESTS ?= tests/svd
+test-blas: install
+	$(PY) .ci/blas_kernel.py report
+	kernel=$$($(PY) .ci/blas_kernel.py pick) && \
+	  OPENBLAS_CORETYPE=$$kernel $(PY) .ci/blas_kernel.py check $$kernel && \
+	  OPENBLAS_CORETYPE=$$kernel $(PY) -m pytest -q $(NUMERIC_TESTS)
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
