@@ -187,6 +187,19 @@ def _edit_ref_problems(cfg: dict) -> list[str]:
     return problems
 
 
+def replicate_seeds(cfg: dict) -> list[int]:
+    """Training seeds of the replicates (config `replicates`): N gives seed, seed+1, ...,
+    seed+N-1, so `replicates: 1` trains with the master seed alone; a list is taken as is.
+
+    Only training (base pretraining, SFT, RL) and sampling take these seeds; the data
+    sets always come from the master `seed`, so every replicate answers the same hands.
+    """
+    reps = cfg.get("replicates", 1)
+    if isinstance(reps, list):
+        return [int(s) for s in reps]
+    return [int(cfg.get("seed", 0)) + i for i in range(int(reps))]
+
+
 def load(path: str | os.PathLike, overrides: list[str | os.PathLike] = ()) -> dict:
     """Load a YAML config (plus override files merged on top) and validate it."""
     cfg: dict = {}

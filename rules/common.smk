@@ -15,6 +15,25 @@ RESULTS = "results"
 PKG = Path(workflow.basedir) / "rlheals"
 
 
+# ---------------------------------------------------------------- seed replicates
+# Path layout: data shared by all replicates, everything trained or evaluated per seed.
+#   results/data/*.jsonl                      data sets and pretraining corpus (master seed)
+#   results/s<seed>/models/<ckpt>/            checkpoints of replicate <seed> (the tiny base too;
+#                                             a converted smollm2 base is shared: results/models/base)
+#   results/s<seed>/train/..., eval/<ckpt>/, analysis/..., tables/...   per-seed work and tables
+#   results/tables/*.csv, references.json     all seeds, with a `seed` column / key
+#   results/figures/*.png                     every seed, their mean and spread
+#   logs/<rule>/s<seed>-<job>.log, benchmarks/<rule>/s<seed>-<job>.tsv
+def seeds():
+    """Training seeds of the replicates (config `replicates`)."""
+    return rlheals.config.replicate_seeds(config)
+
+
+def seed_dir(seed):
+    """Folder of one replicate; `seed` may be the wildcard text "{seed}"."""
+    return f"{RESULTS}/s{seed}"
+
+
 # ---------------------------------------------------------------- checkpoint ids
 # base | sft-<step> | rl-<algo>-<sft step>-<rl step> | edit-<name>
 def sft_steps():
@@ -59,11 +78,19 @@ def trained_ckpt_ids():
 
 
 # ---------------------------------------------------------------- paths
-def model_dir(ckpt):
-    """Hugging Face directory of a checkpoint."""
+def model_dir(ckpt, seed):
+    """Hugging Face directory of a checkpoint of replicate `seed` (a base that is not
+    trained here is shared by every replicate)."""
     if ckpt == "base" and config["model"]["source"] == "local":
         return config["model"]["local_path"]
-    return f"{RESULTS}/models/{ckpt}"
+    if ckpt == "base" and config["model"]["source"] != "tiny":
+        return f"{RESULTS}/models/base"
+    return f"{seed_dir(seed)}/models/{ckpt}"
+
+
+def rl_table(algo, step, seed):
+    """Reward table of one RL fork of replicate `seed`."""
+    return f"{seed_dir(seed)}/tables/rl/{algo}-{step}.csv"
 
 
 def data_file(name):
@@ -102,16 +129,29 @@ import rlheals.report.references
 FIG = f"{RESULTS}/figures"
 
 
-def eval_summary(ckpt):
-    return f"{RESULTS}/eval/{ckpt}/summary.csv"
+def eval_summary(ckpt, seed):
+    return f"{seed_dir(seed)}/eval/{ckpt}/summary.csv"
 
 
-def resolve_ckpt(name):
-    """Checkpoint id of a config name (sft_best, rl_best, ... or an id); a symbolic name
-    makes the calling input function wait for select_references."""
+def eval_replies(ckpt, seed):
+    return f"{seed_dir(seed)}/eval/{ckpt}/replies.jsonl"
+
+
+def references_file(seed):
+    return f"{seed_dir(seed)}/tables/references.json"
+
+
+def sft_loss_file(seed):
+    return f"{seed_dir(seed)}/tables/sft_loss.csv"
+
+
+def resolve_ckpt(name, seed):
+    """Checkpoint id of a config name (sft_best, rl_best, ... or an id) in replicate
+    `seed`; a symbolic name makes the calling input function wait for that replicate's
+    select_references."""
     refs = None
     if name in rlheals.report.references.SYMBOLS:
-        refs = rlheals.report.references.load(checkpoints.select_references.get().output[0])
+        refs = rlheals.report.references.load(checkpoints.select_references.get(seed=seed).output[0])
     try:
         return rlheals.report.references.resolve(name, refs)
     except ValueError as exc:
@@ -123,8 +163,8 @@ def analysis_pairs():
     return [(c, r) for c in ckpts for r in config["analysis"]["references"]]
 
 
-def analysis_table(ckpt, ref):
-    return f"{RESULTS}/analysis/{ckpt}--{ref}.csv"
+def analysis_table(ckpt, ref, seed):
+    return f"{seed_dir(seed)}/analysis/{ckpt}--{ref}.csv"
 
 
 def edit_config(name):
@@ -146,3 +186,4 @@ wildcard_constraints:
     step=r"\d+",
     algo=r"grpo|rloo",
     split=r"id|ood",
+    seed=r"\d+",

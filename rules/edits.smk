@@ -4,21 +4,21 @@
 
 rule edit:
     input:
-        target=lambda wc: model_dir(resolve_ckpt(edit_config(wc.name)["target"])),
-        donor=lambda wc: model_dir(resolve_ckpt(edit_config(wc.name)["donor"])),
+        target=lambda wc: model_dir(resolve_ckpt(edit_config(wc.name)["target"], wc.seed), wc.seed),
+        donor=lambda wc: model_dir(resolve_ckpt(edit_config(wc.name)["donor"], wc.seed), wc.seed),
     output:
-        directory(f"{RESULTS}/models/edit-{{name}}"),
+        directory(model_dir("edit-{name}", "{seed}")),
     params:
         edit=lambda wc: edit_config(wc.name),
-        target_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["target"]),
-        donor_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["donor"]),
+        target_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["target"], wc.seed),
+        donor_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["donor"], wc.seed),
         code=code_version("svd/edits", "svd/linalg"),
     wildcard_constraints:
         name=r"[a-z0-9][a-z0-9_]*(-[a-z0-9_]+)*",
     log:
-        "logs/edit/{name}.log",
+        "logs/edit/s{seed}-{name}.log",
     benchmark:
-        "benchmarks/edit/{name}.tsv"
+        "benchmarks/edit/s{seed}-{name}.tsv"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
@@ -29,4 +29,4 @@ rule edit:
         "../workflow_scripts/edit.py"
 
 
-FINAL_OUTPUTS.append(lambda: [model_dir(c) for c in edit_ckpt_ids()])
+FINAL_OUTPUTS.append(lambda: [model_dir(c, s) for s in seeds() for c in edit_ckpt_ids()])

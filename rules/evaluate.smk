@@ -4,22 +4,22 @@
 
 rule evaluate:
     input:
-        model=lambda wc: model_dir(wc.ckpt),
+        model=lambda wc: model_dir(wc.ckpt, wc.seed),
         eval_id=data_file("eval_id"),
         eval_ood=data_file("eval_ood"),
     output:
-        summary=f"{RESULTS}/eval/{{ckpt}}/summary.csv",
-        replies=f"{RESULTS}/eval/{{ckpt}}/replies.jsonl",
+        summary=eval_summary("{ckpt}", "{seed}"),
+        replies=eval_replies("{ckpt}", "{seed}"),
     params:
         evaluation=section("evaluation", drop=("rl_intermediate", "alpha")),
         prompt_style=config["model"]["prompt_style"],
-        seed=config["seed"],
+        seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
         code=code_version("evaluation/evaluate", "evaluation/generation", "task/verifier", "task/prompts", "train/models", "evaluation/stats"),
     log:
-        "logs/evaluate/{ckpt}.log",
+        "logs/evaluate/s{seed}-{ckpt}.log",
     benchmark:
-        "benchmarks/evaluate/{ckpt}.tsv"
+        "benchmarks/evaluate/s{seed}-{ckpt}.tsv"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=4000,
@@ -33,12 +33,13 @@ rule evaluate:
 
 rule aggregate_eval:
     input:
-        summaries=lambda wc: [eval_summary(c) for c in eval_ckpt_ids()],
-        losses=f"{RESULTS}/tables/sft_loss.csv",
+        summaries=lambda wc: [eval_summary(c, s) for s in seeds() for c in eval_ckpt_ids()],
+        losses=lambda wc: [sft_loss_file(s) for s in seeds()],
     output:
         f"{RESULTS}/tables/eval.csv",
     params:
-        ckpts=lambda wc: eval_ckpt_ids(),
+        ckpt_keys=lambda wc: [(s, c) for s in seeds() for c in eval_ckpt_ids()],
+        seeds=lambda wc: seeds(),
         alpha=config["evaluation"]["alpha"],
         code=code_version("evaluation/evaluate", "report/references", "evaluation/stats"),
     log:
@@ -53,19 +54,35 @@ rule aggregate_eval:
 # rules that need them call resolve_ckpt(), which waits for this checkpoint.
 checkpoint select_references:
     input:
-        summaries=lambda wc: [eval_summary(c) for c in sft_ckpt_ids() + rl_ckpt_ids(False)],
+        summaries=lambda wc: [eval_summary(c, wc.seed) for c in sft_ckpt_ids() + rl_ckpt_ids(False)],
     output:
-        f"{RESULTS}/tables/references.json",
+        references_file("{seed}"),
     params:
         ckpts=lambda wc: sft_ckpt_ids() + rl_ckpt_ids(False),
         rl_final_step=config["rl"]["steps"],
         code=code_version("report/references"),
     log:
-        "logs/select_references/select_references.log",
+        "logs/select_references/s{seed}.log",
     conda:
         "../envs/rlheals.yaml"
     script:
         "../workflow_scripts/select_references.py"
+
+
+# Every replicate's references in one file: {"seeds": {"<seed>": references}}.
+rule aggregate_references:
+    input:
+        lambda wc: [references_file(s) for s in seeds()],
+    output:
+        f"{RESULTS}/tables/references.json",
+    params:
+        seeds=lambda wc: seeds(),
+    log:
+        "logs/aggregate_references/aggregate_references.log",
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/aggregate_references.py"
 
 
 FINAL_OUTPUTS.append(lambda: [f"{RESULTS}/tables/eval.csv", f"{RESULTS}/tables/references.json"])

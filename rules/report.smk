@@ -62,12 +62,16 @@ rule scorecard:
         losses=f"{RESULTS}/tables/sft_loss.csv",
         analysis=f"{RESULTS}/tables/analysis.csv",
         refs=f"{RESULTS}/tables/references.json",
+        # per-hand outcomes of every (seed, checkpoint), in params.reply_keys' order
+        replies=lambda wc: [eval_replies(c, s) for s in seeds() for c in eval_ckpt_ids()],
     output:
         report(f"{RESULTS}/tables/scorecard.csv", caption="../report/scorecard.rst", category="0 Scorecard"),
     params:
         edits=config["edits"],
         alpha=config["evaluation"]["alpha"],
         ratio=config["analysis"]["rotation_ratio"],
+        seeds=lambda wc: seeds(),
+        reply_keys=lambda wc: [(s, c) for s in seeds() for c in eval_ckpt_ids()],
         code=code_version("report/scorecard", "evaluation/stats", "report/references"),
     log:
         "logs/scorecard/scorecard.log",

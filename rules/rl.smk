@@ -5,22 +5,22 @@
 
 rule rl:
     input:
-        start=lambda wc: model_dir("base") if int(wc.step) == 0 else model_dir(f"sft-{wc.step}"),
+        start=lambda wc: model_dir("base" if int(wc.step) == 0 else f"sft-{wc.step}", wc.seed),
         prompts=data_file("rl_prompts"),
     output:
-        models=[directory(f"{RESULTS}/models/rl-{{algo}}-{{step}}-{k}") for k in rl_save_steps()],
-        table=f"{RESULTS}/tables/rl/{{algo}}-{{step}}.csv",
+        models=[directory(model_dir(f"rl-{{algo}}-{{step}}-{k}", "{seed}")) for k in rl_save_steps()],
+        table=rl_table("{algo}", "{step}", "{seed}"),
     params:
         rl=section("rl", drop=("fork_from", "algorithms", "steps")),
         keep=rl_save_steps(),
-        seed=config["seed"],
+        seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
-        run_root=lambda wc: f"{RESULTS}/train/rl/{wc.algo}-{wc.step}",
+        run_root=lambda wc: f"{seed_dir(wc.seed)}/train/rl/{wc.algo}-{wc.step}",
         code=code_version("train/rl", "task/verifier", "train/models", "train/common"),
     log:
-        "logs/rl/{algo}-{step}.log",
+        "logs/rl/s{seed}-{algo}-{step}.log",
     benchmark:
-        "benchmarks/rl/{algo}-{step}.tsv"
+        "benchmarks/rl/s{seed}-{algo}-{step}.tsv"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=TRAIN_MEM_MB["rl"],
@@ -33,5 +33,6 @@ rule rl:
 
 
 FINAL_OUTPUTS.append(
-    lambda: [model_dir(c) for c in rl_ckpt_ids(True)] + [f"{RESULTS}/tables/rl/{a}-{s}.csv" for a, s in rl_forks()]
+    lambda: [model_dir(c, seed) for seed in seeds() for c in rl_ckpt_ids(True)]
+    + [rl_table(a, s, seed) for seed in seeds() for a, s in rl_forks()]
 )

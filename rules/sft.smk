@@ -7,22 +7,22 @@ SFT_TABLE = f"{RESULTS}/tables/sft_loss.csv"
 
 rule sft:
     input:
-        base=model_dir("base"),
+        base=lambda wc: model_dir("base", wc.seed),
         train=data_file("sft_train"),
         heldout_id=data_file("sft_heldout_id"),
         heldout_ood=data_file("sft_heldout_ood"),
     output:
-        model=directory(f"{RESULTS}/models/sft-{{step}}"),
+        model=directory(model_dir("sft-{step}", "{seed}")),
     params:
         sft=section("sft", drop=("steps",)),
-        seed=config["seed"],
+        seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
-        run_root=f"{RESULTS}/train/sft",
+        run_root=lambda wc: f"{seed_dir(wc.seed)}/train/sft",
         code=code_version("train/sft", "train/models", "data/tokenizer", "train/common"),
     log:
-        "logs/sft/{step}.log",
+        "logs/sft/s{seed}-{step}.log",
     benchmark:
-        "benchmarks/sft/{step}.tsv"
+        "benchmarks/sft/s{seed}-{step}.tsv"
     threads: config["compute"]["threads"]
     resources:
         mem_mb=TRAIN_MEM_MB["sft"],
@@ -36,13 +36,13 @@ rule sft:
 
 rule sft_losses:
     input:
-        models=expand(f"{RESULTS}/models/sft-{{step}}", step=sft_steps()),
+        models=lambda wc: [model_dir(c, wc.seed) for c in sft_ckpt_ids()],
     output:
-        SFT_TABLE,
+        sft_loss_file("{seed}"),
     params:
         code=code_version("train/sft"),
     log:
-        "logs/sft_losses/sft_losses.log",
+        "logs/sft_losses/s{seed}.log",
     threads: 1
     resources:
         mem_mb=1000,
@@ -53,4 +53,20 @@ rule sft_losses:
         "../workflow_scripts/sft_losses.py"
 
 
-FINAL_OUTPUTS.append(lambda: [model_dir(c) for c in sft_ckpt_ids()] + [SFT_TABLE])
+# All replicates' loss tables in one, with a `seed` column.
+rule aggregate_losses:
+    input:
+        lambda wc: [sft_loss_file(s) for s in seeds()],
+    output:
+        SFT_TABLE,
+    params:
+        seeds=lambda wc: seeds(),
+    log:
+        "logs/aggregate_losses/aggregate_losses.log",
+    conda:
+        "../envs/rlheals.yaml"
+    script:
+        "../workflow_scripts/aggregate_losses.py"
+
+
+FINAL_OUTPUTS.append(lambda: [model_dir(c, s) for s in seeds() for c in sft_ckpt_ids()] + [SFT_TABLE])

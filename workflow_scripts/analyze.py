@@ -14,4 +14,5 @@ labels = {"checkpoint": snakemake.wildcards.ckpt, "reference": snakemake.wildcar
           "reference_ckpt": snakemake.params.ref_ckpt}
 table = analyze(snakemake.input.ckpt, snakemake.input.ref, int(cfg["top_k"]), cfg["matrices"], labels, cfg["backend"],
                 cache=snakemake.input.cache)
+table.insert(0, "seed", int(snakemake.wildcards.seed))
 write_csv(snakemake.output[0], table)

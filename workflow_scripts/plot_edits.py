@@ -9,7 +9,10 @@ from rlheals.report import references
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-refs = references.load(snakemake.input.refs)
-rows = [{**e, "donor": references.resolve(e["donor"], refs), "target": references.resolve(e["target"], refs)}
-        for e in snakemake.params.edits]
+combined = references.load(snakemake.input.refs)
+rows = []
+for seed in combined["seeds"]:
+    refs = references.for_seed(combined, seed)
+    rows += [{**e, "seed": int(seed), "donor": references.resolve(e["donor"], refs),
+              "target": references.resolve(e["target"], refs)} for e in snakemake.params.edits]
 plots.edits(pd.read_csv(snakemake.input.eval), rows, snakemake.output[0])

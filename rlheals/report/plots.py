@@ -1,7 +1,9 @@
 """The report's figures (matplotlib, Agg backend, PNG), one function per figure.
 
 Every rate is drawn with its Wilson interval (band or error bar), so whether two points
-differ beyond noise can be read off the figure. Each function takes the tidy tables
+differ beyond noise can be read off the figure. With several seed replicates (a `seed`
+column in the tables) every seed is drawn thin or as dots, their mean bold, and the band
+or bar is the min-max spread over seeds. Each function takes the tidy tables
 (eval.csv, sft_loss.csv, analysis.csv) and writes one PNG atomically.
 """
 from __future__ import annotations
@@ -26,56 +28,111 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def _band(ax, x, rows, color, label, marker="o"):
-    ax.plot(x, 100 * rows["success_rate"], marker=marker, color=color, label=label)
-    ax.fill_between(x, 100 * rows["ci_low"], 100 * rows["ci_high"], color=color, alpha=0.18, linewidth=0)
+def _seeded(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with a `seed` column (tables of a single run without one count as seed 0)."""
+    return table if "seed" in table.columns else table.assign(seed=0)
+
+
+def _spread(rows: pd.DataFrame, x: str, value: str = "success_rate") -> pd.DataFrame:
+    """Per x: mean, min and max of `value` over the replicates (seeds)."""
+    return rows.groupby(x)[value].agg(["mean", "min", "max"]).reset_index().sort_values(x)
+
+
+def _curve(ax, rows: pd.DataFrame, x: str, color: str, label: str, marker: str = "o") -> None:
+    """A success curve over `x`. One seed: the rate with its Wilson band. Several seeds:
+    each seed as a thin line, their mean as a thick one and the min-max spread shaded."""
+    seeds = sorted(rows["seed"].unique())
+    if len(seeds) <= 1:
+        rows = rows.sort_values(x)
+        ax.plot(rows[x], 100 * rows["success_rate"], marker=marker, color=color, label=label)
+        ax.fill_between(rows[x], 100 * rows["ci_low"], 100 * rows["ci_high"], color=color, alpha=0.18, linewidth=0)
+        return
+    for seed in seeds:
+        one = rows[rows["seed"] == seed].sort_values(x)
+        ax.plot(one[x], 100 * one["success_rate"], color=color, alpha=0.35, linewidth=0.8)
+    agg = _spread(rows, x)
+    ax.plot(agg[x], 100 * agg["mean"], marker=marker, color=color, linewidth=2,
+            label=f"{label}, mean of {len(seeds)} seeds")
+    ax.fill_between(agg[x], 100 * agg["min"], 100 * agg["max"], color=color, alpha=0.15, linewidth=0)
+
+
+def _n_seeds(table: pd.DataFrame) -> int:
+    return int(table["seed"].nunique()) if not table.empty else 0
+
+
+def _band_note(table: pd.DataFrame) -> str:
+    return "95% CI" if _n_seeds(table) <= 1 else "thin: seeds, band: min-max over seeds"
 
 
 def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) -> None:
-    """(a) ID and OOD success vs SFT step (base at 0) with CI bands; losses on a second axis."""
+    """(a) ID and OOD success vs SFT step (base at 0); one seed with CI bands, several
+    with every seed, their mean and spread; losses (mean over seeds) on a second axis."""
+    eval_table = _seeded(eval_table)
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    curve = eval_table[eval_table["stage"].isin(["base", "sft"])].sort_values("sft_step")
+    curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
+        sft_step=lambda t: t["sft_step"].astype(int))
     for split in ("id", "ood"):
-        rows = curve[curve["split"] == split]
-        _band(ax, rows["sft_step"].astype(int), rows, SPLIT_COLORS[split], f"{split.upper()} success")
+        _curve(ax, curve[curve["split"] == split], "sft_step", SPLIT_COLORS[split], f"{split.upper()} success")
     ax.set_xlabel("SFT step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("success rate (%) with 95% CI")
+    ax.set_ylabel(f"success rate (%) ({_band_note(curve)})")
     ax.set_ylim(bottom=0)
     handles, labels = ax.get_legend_handles_labels()
     if loss_table is not None and not loss_table.empty:
+        loss_table = _seeded(loss_table)
         ax2 = ax.twinx()
         styles = {"train_loss": ("k", "-"), "heldout_id_loss": ("tab:blue", "--"), "heldout_ood_loss": ("tab:red", "--")}
         for col, (color, ls) in styles.items():
             if col in loss_table and loss_table[col].notna().any():
-                rows = loss_table.dropna(subset=[col])
-                ax2.plot(rows["step"], rows[col], color=color, linestyle=ls, alpha=0.6, label=col.replace("_", " "))
+                rows = loss_table.dropna(subset=[col]).groupby("step")[col].mean().reset_index()
+                label = col.replace("_", " ") + (" (mean)" if loss_table["seed"].nunique() > 1 else "")
+                ax2.plot(rows["step"], rows[col], color=color, linestyle=ls, alpha=0.6, label=label)
         ax2.set_ylabel("loss (lines)")
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     n = int(curve["n"].max()) if not curve.empty else 0
-    ax.set_title(f"Success vs SFT length (n = {n} hands per split)")
+    ax.set_title(f"Success vs SFT length (n = {n} hands per split, {_n_seeds(curve)} seed(s))")
     ax.legend(handles, labels, fontsize=8, loc="best")
     _save(fig, path)
 
 
+def _final_rl(rl: pd.DataFrame) -> pd.DataFrame:
+    """Each fork's last RL checkpoint, per seed."""
+    last = rl.groupby(["seed", "rl_algo", "sft_step"])["rl_step"].transform("max")
+    return rl[rl["rl_step"] == last]
+
+
 def rl_forks(eval_table: pd.DataFrame, path) -> None:
-    """(b) success after RL vs the SFT step each fork started from, beside success after SFT."""
+    """(b) success after RL vs the SFT step each fork started from, beside success after
+    SFT; several seeds: each seed's fork ends as dots, their mean with the min-max spread."""
+    eval_table = _seeded(eval_table)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    curve = eval_table[eval_table["stage"].isin(["base", "sft"])].sort_values("sft_step")
-    rl = eval_table[eval_table["stage"] == "rl"]
+    curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
+        sft_step=lambda t: t["sft_step"].astype(int))
+    rl = eval_table[eval_table["stage"] == "rl"].assign(sft_step=lambda t: t["sft_step"].astype(int))
+    width = max(1, int(curve["sft_step"].max() if not curve.empty else 1))
+    multi = _n_seeds(eval_table) > 1
     for ax, split in zip(axes, ("ood", "id")):
-        rows = curve[curve["split"] == split]
-        _band(ax, rows["sft_step"].astype(int), rows, "gray", "after SFT")
-        for i, (algo, grp) in enumerate(rl[rl["split"] == split].groupby("rl_algo")):
-            final = grp[grp["rl_step"] == grp.groupby("sft_step")["rl_step"].transform("max")].sort_values("sft_step")
-            x = final["sft_step"].astype(int) + 0.01 * i * max(1, int(curve["sft_step"].max() or 1))
-            err = 100 * np.vstack([final["success_rate"] - final["ci_low"], final["ci_high"] - final["success_rate"]])
-            ax.errorbar(x, 100 * final["success_rate"], yerr=err, fmt="s-", capsize=3, label=f"after RL ({algo})")
+        _curve(ax, curve[curve["split"] == split], "sft_step", "gray", "after SFT")
+        final = _final_rl(rl[rl["split"] == split])
+        for i, (algo, grp) in enumerate(final.groupby("rl_algo")):
+            shift = 0.01 * (i + 1) * width
+            color = f"C{i}"
+            if multi:
+                ax.scatter(grp["sft_step"] + shift, 100 * grp["success_rate"], color=color, s=12, alpha=0.5)
+                agg = _spread(grp, "sft_step")
+                err = 100 * np.vstack([agg["mean"] - agg["min"], agg["max"] - agg["mean"]])
+                ax.errorbar(agg["sft_step"] + shift, 100 * agg["mean"], yerr=err, fmt="s-", color=color, capsize=3,
+                            label=f"after RL ({algo}), mean of {grp['seed'].nunique()} seeds")
+            else:
+                grp = grp.sort_values("sft_step")
+                err = 100 * np.vstack([grp["success_rate"] - grp["ci_low"], grp["ci_high"] - grp["success_rate"]])
+                ax.errorbar(grp["sft_step"] + shift, 100 * grp["success_rate"], yerr=err, fmt="s-", color=color,
+                            capsize=3, label=f"after RL ({algo})")
         ax.set_title(f"{split.upper()} success")
         ax.set_xlabel("SFT step the fork starts from")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("success rate (%) with 95% CI")
+        ax.set_ylabel("success rate (%) " + ("(dots: seeds, bars: min-max)" if multi else "with 95% CI"))
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
     _save(fig, path)
@@ -84,7 +141,9 @@ def rl_forks(eval_table: pd.DataFrame, path) -> None:
 def angle_heatmaps(analysis: pd.DataFrame, reference: str, path) -> None:
     """(c) mean top-k principal angle (degrees; left and right averaged), layer x matrix
     type, one panel per checkpoint compared with `reference`."""
-    rows = analysis[analysis["reference"] == reference].copy()
+    rows = _seeded(analysis)
+    rows = rows[rows["reference"] == reference].copy()
+    n_seeds = _n_seeds(rows)
     ckpts = list(dict.fromkeys(rows["checkpoint"]))
     ncol = min(4, max(1, len(ckpts)))
     nrow = max(1, -(-len(ckpts) // ncol))
@@ -105,57 +164,86 @@ def angle_heatmaps(analysis: pd.DataFrame, reference: str, path) -> None:
         ax.axis("off")
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="mean top-k principal angle (deg)")
-    ref_ckpt = rows["reference_ckpt"].iloc[0] if not rows.empty else reference
-    fig.suptitle(f"Rotation of the top-k singular subspaces against {reference} ({ref_ckpt})")
+    ref_ckpts = ", ".join(dict.fromkeys(rows["reference_ckpt"])) if not rows.empty else reference
+    over = f"; mean over {n_seeds} seeds" if n_seeds > 1 else ""
+    fig.suptitle(f"Rotation of the top-k singular subspaces against {reference} ({ref_ckpts}{over})")
     _save(fig, path)
 
 
 def drift(analysis: pd.DataFrame, path) -> None:
     """(d) mean |Δσ|/σ against mean principal angle, one point per checkpoint, per reference."""
+    analysis = _seeded(analysis)
     refs = list(dict.fromkeys(analysis["reference"]))
     fig, axes = plt.subplots(1, max(1, len(refs)), figsize=(5.5 * max(1, len(refs)), 4.2), squeeze=False)
     for ax, ref in zip(axes.flat, refs):
         sub = analysis[analysis["reference"] == ref]
-        agg = sub.groupby("checkpoint", sort=False).agg(
+        per_seed = sub.groupby(["checkpoint", "seed"], sort=False).agg(
             sigma=("sigma_rel_change_mean", "mean"), left=("angle_left_mean", "mean"), right=("angle_right_mean", "mean")
         )
-        agg["angle"] = np.degrees((agg["left"] + agg["right"]) / 2)
-        for stage, marker in (("sft", "o"), ("rl", "s"), ("edit", "^")):
+        per_seed["angle"] = np.degrees((per_seed["left"] + per_seed["right"]) / 2)
+        agg = per_seed.groupby(level="checkpoint", sort=False)[["sigma", "angle"]].mean()
+        multi = sub["seed"].nunique() > 1
+        for i, (stage, marker) in enumerate((("sft", "o"), ("rl", "s"), ("edit", "^"))):
             part = agg[[c.startswith(stage) for c in agg.index]]
-            ax.scatter(100 * part["sigma"], part["angle"], marker=marker, label=stage)
+            if multi:  # every seed faint, the mean over seeds solid and labelled
+                seeds_part = per_seed[[c.startswith(stage) for c in per_seed.index.get_level_values("checkpoint")]]
+                ax.scatter(100 * seeds_part["sigma"], seeds_part["angle"], marker=marker, color=f"C{i}", alpha=0.3, s=12)
+            ax.scatter(100 * part["sigma"], part["angle"], marker=marker, color=f"C{i}",
+                       label=stage + (" (mean over seeds; faint: each seed)" if multi else ""))
             for name, r in part.iterrows():
                 ax.annotate(name, (100 * r["sigma"], r["angle"]), fontsize=6, alpha=0.8)
         ax.set_xlabel("mean relative singular-value change |dsigma|/sigma (%)")
         ax.set_ylabel("mean top-k principal angle (deg)")
-        ax.set_title(f"against {ref} ({sub['reference_ckpt'].iloc[0]})")
+        ax.set_title(f"against {ref} ({', '.join(dict.fromkeys(sub['reference_ckpt']))})")
         ax.legend(fontsize=8)
     _save(fig, path)
 
 
 def edits(eval_table: pd.DataFrame, edit_rows: list[dict], path) -> None:
-    """(e) ID and OOD success of each edit beside its donor and target, with CIs.
+    """(e) ID and OOD success of each edit beside its donor and target. One seed: bars
+    with Wilson intervals; several: the mean over seeds, min-max bars and each seed's dot.
 
-    `edit_rows`: [{name, kind, k, donor, target}] with donor/target resolved to ids.
+    `edit_rows`: [{name, kind, k, donor, target, seed}], donor/target resolved to ids in
+    that seed (sft_best may differ between replicates).
     """
-    n_groups = max(1, len(edit_rows))
+    eval_table = _seeded(eval_table)
+    names = list(dict.fromkeys(e["name"] for e in edit_rows))
+    n_groups = max(1, len(names))
     fig, axes = plt.subplots(1, n_groups, figsize=(3.6 * n_groups, 4.0), squeeze=False, sharey=True)
-    table = eval_table.set_index(["checkpoint", "split"])
-    for ax, e in zip(axes.flat, edit_rows):
-        ckpts = [("target", e["target"]), ("edit", f"edit-{e['name']}"), ("donor", e["donor"])]
+    table = eval_table.set_index(["seed", "checkpoint", "split"])
+    multi = len({e.get("seed", 0) for e in edit_rows}) > 1
+    for ax, name in zip(axes.flat, names):
+        group = [e for e in edit_rows if e["name"] == name]
+        roles = ("target", "edit", "donor")
         for j, split in enumerate(("id", "ood")):
-            vals, lows, highs = [], [], []
-            for _, c in ckpts:
-                r = table.loc[(c, split)] if (c, split) in table.index else None
-                vals.append(100 * r["success_rate"] if r is not None else np.nan)
-                lows.append(100 * (r["success_rate"] - r["ci_low"]) if r is not None else 0)
-                highs.append(100 * (r["ci_high"] - r["success_rate"]) if r is not None else 0)
             x = np.arange(3) + (j - 0.5) * 0.38
-            ax.bar(x, vals, width=0.38, yerr=[lows, highs], capsize=3, color=SPLIT_COLORS[split], label=split.upper())
-        ax.set_xticks(range(3), [f"{r}\n{c}" for r, c in ckpts], fontsize=7)
-        ax.set_title(f"{e['name']}: {e['kind']}, k={e['k']}", fontsize=9)
+            per_role = []
+            for role in roles:
+                vals = []
+                for e in group:
+                    ckpt = f"edit-{name}" if role == "edit" else e[role]
+                    key = (e.get("seed", 0), ckpt, split)
+                    if key in table.index:
+                        vals.append(table.loc[key])
+                per_role.append(vals)
+            rates = [100 * np.mean([r["success_rate"] for r in v]) if v else np.nan for v in per_role]
+            if multi:
+                lows = [rate - 100 * min(r["success_rate"] for r in v) if v else 0 for rate, v in zip(rates, per_role)]
+                highs = [100 * max(r["success_rate"] for r in v) - rate if v else 0 for rate, v in zip(rates, per_role)]
+            else:
+                lows = [100 * (v[0]["success_rate"] - v[0]["ci_low"]) if v else 0 for v in per_role]
+                highs = [100 * (v[0]["ci_high"] - v[0]["success_rate"]) if v else 0 for v in per_role]
+            ax.bar(x, rates, width=0.38, yerr=[lows, highs], capsize=3, color=SPLIT_COLORS[split], label=split.upper())
+            ax.set_ylim(bottom=0)
+            if multi:
+                for xi, v in zip(x, per_role):
+                    ax.scatter([xi] * len(v), [100 * r["success_rate"] for r in v], color="k", s=8, zorder=3)
+        ckpt_names = [sorted({("edit-" + name) if role == "edit" else e[role] for e in group}) for role in roles]
+        ax.set_xticks(range(3), [f"{role}\n{', '.join(c)}" for role, c in zip(roles, ckpt_names)], fontsize=7)
+        e = group[0]
+        ax.set_title(f"{name}: {e['kind']}, k={e['k']}", fontsize=9)
         ax.legend(fontsize=7)
-    axes.flat[0].set_ylabel("success rate (%) with 95% CI")
+    axes.flat[0].set_ylabel("success rate (%) " + ("(mean; bars min-max, dots seeds)" if multi else "with 95% CI"))
     if not edit_rows:
         axes.flat[0].text(0.5, 0.5, "no edits configured", ha="center", transform=axes.flat[0].transAxes)
     _save(fig, path)
-

@@ -62,6 +62,20 @@ def select_from_summaries(summaries: Mapping[str, str | os.PathLike], rl_final_s
     return select(ood, rl_final_step)
 
 
+def combine(per_seed: Mapping[int, dict]) -> dict:
+    """results/tables/references.json: {"seeds": {"<seed>": references of that replicate}}
+    (JSON keys are strings; `for_seed` reads one replicate back)."""
+    return {"seeds": {str(int(seed)): dict(refs) for seed, refs in sorted(per_seed.items())}}
+
+
+def for_seed(combined: Mapping, seed: int) -> dict:
+    """One replicate's references from a combined references.json."""
+    try:
+        return combined["seeds"][str(int(seed))]
+    except KeyError:
+        raise ValueError(f"references.json has no entry for seed {seed}; seeds: {sorted(combined.get('seeds', {}))}")
+
+
 def write(path: str | os.PathLike, refs: dict) -> None:
     write_json(path, refs)
 

@@ -17,12 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests" / "configs" / "smoke.yaml"
-OUR_RULES = ["evaluate", "aggregate_eval", "select_references", "reference_svd", "analyze", "aggregate_analysis",
+OUR_RULES = ["evaluate", "aggregate_eval", "select_references", "aggregate_references", "aggregate_losses", "reference_svd", "analyze", "aggregate_analysis",
              "edit", "plot_eval", "plot_analysis", "plot_edits", "scorecard"]
 UPSTREAM = ["base", "sft-10", "sft-20", "rl-grpo-20-4"]
 # The smoke config cut down to fewer jobs of the same rules: one RL fork kept only at its
 # end, one reference, two edits (a directions/values pair, so finding 4 has its inputs).
 FAST = """
+replicates: 1
 rl: {fork_from: [20], save_every: 4}
 analysis: {references: [sft_best]}
 edits:
@@ -66,8 +67,8 @@ def make_upstream(workdir: Path) -> None:
         with torch.no_grad():
             for p in base.parameters():
                 p.add_(0.02 * torch.randn(p.shape, generator=gen))
-        save_model(base, tok, workdir / "results" / "models" / ckpt)
-    tables = workdir / "results" / "tables"
+        save_model(base, tok, workdir / "results" / "s0" / "models" / ckpt)
+    tables = workdir / "results" / "s0" / "tables"
     tables.mkdir(parents=True)
     pd.DataFrame({"step": [0, 10, 20], "train_loss": [4.0, 2.0, 1.5], "heldout_id_loss": [4.1, 2.1, 1.7],
                   "heldout_ood_loss": [4.2, 2.5, 2.6]}).to_csv(tables / "sft_loss.csv", index=False)
@@ -90,19 +91,22 @@ def test_stage_runs_and_report_builds(tmp_path):
     assert (tmp_path / "report.html").stat().st_size > 10_000
 
 
-def _check_outputs(workdir: Path, n_ckpts: int, analysed=("base", "sft_best")) -> None:
+def _check_outputs(workdir: Path, n_ckpts: int, analysed=("base", "sft_best"), seeds=(0,)) -> None:
     table = pd.read_csv(workdir / "results" / "tables" / "eval.csv")
     for col in ("checkpoint", "stage", "sft_step", "rl_algo", "rl_step", "split", "n", "success_rate", "ci_low",
                 "ci_high", "mean_reward"):
         assert col in table.columns, col
     assert set(table["stage"]) == {"base", "sft", "rl", "edit"}
-    assert (table["n"] == 16).all() and len(table) == 2 * n_ckpts
+    assert (table["n"] == 16).all() and len(table) == 2 * n_ckpts * len(seeds)
+    assert set(table["seed"]) == set(seeds)
     refs = json.loads((workdir / "results" / "tables" / "references.json").read_text())
-    assert refs["sft_last"] == "sft-20" and refs["rl_best"].endswith("-4")
+    assert sorted(refs["seeds"]) == sorted(str(s) for s in seeds)
+    for seed in seeds:
+        assert refs["seeds"][str(seed)]["sft_last"] == "sft-20" and refs["seeds"][str(seed)]["rl_best"].endswith("-4")
     analysis = pd.read_csv(workdir / "results" / "tables" / "analysis.csv")
     assert set(analysis["reference"]) == set(analysed)
     card = pd.read_csv(workdir / "results" / "tables" / "scorecard.csv")
-    assert card["finding"].tolist() == [1, 2, 3, 4]
+    assert sorted(card["finding"].unique().tolist()) == [1, 2, 3, 4]
     assert set(card["verdict"]) <= {"holds", "does not hold", "inconclusive"}
     for fig in TARGETS[3:-1] + [f"results/figures/angles_{r}.png" for r in analysed]:
         assert (workdir / fig).stat().st_size > 5_000, fig
@@ -111,6 +115,6 @@ def _check_outputs(workdir: Path, n_ckpts: int, analysed=("base", "sft_best")) -
 @pytest.mark.slow
 def test_smoke_workflow_end_to_end_with_report(tmp_path):
     _snakemake(tmp_path, timeout=1800)
-    _check_outputs(tmp_path, 7 + 3)  # base, 2 SFT, 2 forks x 2 RL steps, 3 edits
+    _check_outputs(tmp_path, 7 + 3, seeds=(0, 1))  # base, 2 SFT, 2 forks x 2 RL steps, 3 edits; 2 replicates
     _snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     assert (tmp_path / "report.html").stat().st_size > 10_000

@@ -94,6 +94,7 @@ def test_decaying_schedule_is_rejected():
 
 # ---------------------------------------------------------------- the workflow's view
 MICRO = {
+    "replicates": 1,
     "pretrain": {"corpus_size": 200, "steps": 2, "batch_size": 4, "max_length": 32},
     "data": {"sft_size": 40, "heldout_size": 4, "rl_size": 8, "eval_size": 4},
     "sft": {"steps": [2], "batch_size": 4, "save_every": 2, "eval_every": 2},
@@ -135,7 +136,7 @@ def test_new_length_or_fork_schedules_only_new_training_jobs(tmp_path):
 
     def config(**changes):
         path = tmp_path / f"cfg{len(list(tmp_path.glob('cfg*')))}.yaml"
-        cfg = {k: dict(v) for k, v in MICRO.items()}
+        cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in MICRO.items()}
         for section, values in changes.items():
             cfg[section].update(values)
         path.write_text(yaml.safe_dump(cfg))
@@ -143,7 +144,7 @@ def test_new_length_or_fork_schedules_only_new_training_jobs(tmp_path):
 
     work = tmp_path / "work"
     work.mkdir()
-    _snakemake(work, config(), "--cores", "2", "results/tables/rl/grpo-2.csv")
+    _snakemake(work, config(), "--cores", "2", "results/s0/tables/rl/grpo-2.csv")
     assert _scheduled(work, config()) == {}
     assert _scheduled(work, config(sft={"steps": [2, 4, 3]})) == {"sft": 2}
     assert _scheduled(work, config(sft={"steps": [2, 4]}, rl={"fork_from": [2, 4]})) == {"sft": 1, "rl": 1}

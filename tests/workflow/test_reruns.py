@@ -85,6 +85,12 @@ def scheduled(repo: Path, work: Path, configs: tuple[Path, ...] = ()) -> dict[st
     return jobs
 
 
+def _smoke_seeds(repo: Path) -> list[int]:
+    from rlheals.config import replicate_seeds
+
+    return replicate_seeds(yaml.safe_load((repo / "tests" / "configs" / "smoke.yaml").read_text()))
+
+
 def _override(tmp_path: Path, data: dict) -> tuple[Path, ...]:
     path = tmp_path / "change.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -113,7 +119,7 @@ def test_sft_parameter_reruns_sft_and_downstream_not_data_or_base(done, tmp_path
     repo, work = done
     jobs = scheduled(repo, work, _override(tmp_path, {"sft": {"lr": 0.0002}}))
     print(f"\nsft.lr changed: {jobs}")
-    assert jobs.get("sft") == 2 and "rl" in jobs and "evaluate" in jobs
+    assert jobs.get("sft") == 2 * len(_smoke_seeds(repo)) and "rl" in jobs and "evaluate" in jobs
     assert not set(jobs) & (DATA | BASE), set(jobs) & (DATA | BASE)
 
 
@@ -135,5 +141,37 @@ def test_adding_an_sft_length_runs_only_the_new_jobs(done, tmp_path):
     repo, work = done
     jobs = scheduled(repo, work, _override(tmp_path, {"sft": {"steps": [10, 20, 30]}}))
     print(f"\nsft.steps + [30]: {jobs}")
-    assert jobs.get("sft") == 1
+    assert jobs.get("sft") == len(_smoke_seeds(repo))  # one new length per replicate
     assert not set(jobs) & (DATA | BASE | {"rl"}), jobs
+
+
+def _jobs_with_wildcards(repo: Path, work: Path, configs: tuple[Path, ...]) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job `snakemake -n` would run."""
+    proc = _snakemake(repo, work, "-n", configs=configs)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    jobs, rule = [], None
+    for line in out.splitlines():
+        text = line.strip()
+        head = text.split(":")[0].split()
+        if len(head) == 2 and head[0] in ("rule", "localrule", "checkpoint", "localcheckpoint") and text.endswith(":"):
+            rule = head[1]
+            jobs.append((rule, {}))
+        elif text.startswith("wildcards:") and jobs:
+            jobs[-1][1].update(dict(kv.split("=", 1) for kv in text[len("wildcards:"):].replace(" ", "").split(",")))
+    return jobs
+
+
+def test_adding_a_seed_runs_only_that_seeds_jobs(done, tmp_path):
+    repo, work = done
+    seeds = _smoke_seeds(repo)
+    new = max(seeds) + 1
+    jobs = _jobs_with_wildcards(repo, work, _override(tmp_path, {"replicates": seeds + [new]}))
+    print(f"\nseed {new} added: {sorted({r for r, _ in jobs})}")
+    seeded = [(r, wc) for r, wc in jobs if "seed" in wc]
+    assert seeded and {wc["seed"] for _, wc in seeded} == {str(new)}, seeded
+    assert {"base_model", "sft", "rl", "evaluate"} <= {r for r, _ in seeded}
+    # jobs without a seed are only the tables and figures that collect every seed
+    unseeded = {r for r, wc in jobs if "seed" not in wc}
+    assert unseeded <= {"aggregate_losses", "aggregate_references", "aggregate_eval", "aggregate_analysis",
+                        "plot_eval", "plot_analysis", "plot_edits", "scorecard", "all"}, unseeded
