@@ -10,7 +10,7 @@ rule reference_svd:
         f"{seed_dir('{seed}')}/analysis/svd/{{ckpt}}.npz",
     params:
         analysis=section("analysis", drop=("references", "rotation_ratio", "top_k")),
-        code=code_version("svd/analysis", "svd/edits", "svd/linalg"),
+        code=code_version("reference_svd"),
     log:
         "logs/reference_svd/s{seed}-{ckpt}.log",
     benchmark:
@@ -35,7 +35,7 @@ rule analyze:
     params:
         analysis=section("analysis", drop=("references", "rotation_ratio")),
         ref_ckpt=lambda wc: resolve_ckpt(wc.ref, wc.seed),
-        code=code_version("svd/analysis", "svd/edits", "svd/linalg"),
+        code=code_version("analyze"),
     wildcard_constraints:
         ref=r"base|sft_best|sft_last|rl_best",
     log:
@@ -58,7 +58,7 @@ rule aggregate_analysis:
     output:
         f"{RESULTS}/tables/analysis.csv",
     params:
-        code=code_version("svd/analysis"),
+        code=code_version("aggregate_analysis"),
     log:
         "logs/aggregate_analysis/aggregate_analysis.log",
     conda:

@@ -18,7 +18,7 @@ rule pretrain_corpus:
     params:
         size=config["pretrain"]["corpus_size"],
         seed=config["seed"],
-        code=code_version("data/corpus", "task/cards", "task/solver"),
+        code=code_version("pretrain_corpus"),
     log:
         "logs/pretrain_corpus/pretrain_corpus.log",
     benchmark:
@@ -47,7 +47,7 @@ if config["model"]["source"] == "tiny":
             seed=lambda wc: int(wc.seed),
             device=config["compute"]["device"],
             run_root=lambda wc: f"{seed_dir(wc.seed)}/train/pretrain",
-            code=code_version("train/pretrain", "train/models", "data/tokenizer", "train/common"),
+            code=code_version("base_model"),
         log:
             "logs/base_model/s{seed}.log",
         benchmark:
@@ -70,7 +70,7 @@ elif config["model"]["source"] == "smollm2":
         output:
             model=directory(model_dir("base", None)),
         params:
-            code=code_version("train/smollm2"),
+            code=code_version("smollm2"),
         log:
             "logs/base_model/base_model.log",
         benchmark:

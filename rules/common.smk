@@ -1,8 +1,9 @@
 # Shared helpers: config validation, checkpoint ids, paths, input functions.
 # Every stage file uses these; nothing here runs a job.
-import hashlib
+import functools
 from pathlib import Path
 
+import rlheals
 import rlheals.config
 
 # Validate (and fill defaults) before any job is scheduled: a bad key stops here.
@@ -97,13 +98,17 @@ def data_file(name):
     return f"{RESULTS}/data/{name}.jsonl"
 
 
-def code_version(*modules):
-    """Hash of library modules a rule depends on, used as a param so that editing the
-    code a rule runs reruns that rule (Snakemake's code trigger sees only the script)."""
-    h = hashlib.sha256()
-    for mod in modules:
-        h.update((PKG / f"{mod}.py").read_bytes())
-    return h.hexdigest()[:16]
+@functools.lru_cache(maxsize=None)
+def code_version(script):
+    """Hash of all the code rule's script `workflow_scripts/<script>.py` runs, as a param, so
+    that editing any of it reruns the rule (Snakemake's own code trigger sees only the
+    script): the library modules it imports, followed recursively (lazy imports inside
+    functions too), plus the extension's sources where it loads the compiled SVD code
+    (rlheals.source_closure). Computed once per script and run."""
+    path = Path(workflow.basedir) / "workflow_scripts" / f"{script}.py"
+    if not path.is_file():
+        raise WorkflowError(f"code_version: no workflow script '{path}'")
+    return rlheals.code_fingerprint(path, PKG)
 
 
 def section(name, drop=()):

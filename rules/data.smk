@@ -16,7 +16,7 @@ rule prepare_data:
         data=section("data"),
         seed=config["seed"],
         style=config["model"]["prompt_style"],
-        code=code_version("task/cards", "task/solver", "task/prompts", "data/splits"),
+        code=code_version("prepare_data"),
     log:
         "logs/prepare_data/prepare_data.log",
     benchmark:

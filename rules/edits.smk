@@ -12,7 +12,7 @@ rule edit:
         edit=lambda wc: edit_config(wc.name),
         target_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["target"], wc.seed),
         donor_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["donor"], wc.seed),
-        code=code_version("svd/edits", "svd/linalg"),
+        code=code_version("edit"),
     wildcard_constraints:
         name=r"[a-z0-9][a-z0-9_]*(-[a-z0-9_]+)*",
     log:

@@ -15,7 +15,7 @@ rule evaluate:
         prompt_style=config["model"]["prompt_style"],
         seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
-        code=code_version("evaluation/evaluate", "evaluation/generation", "task/verifier", "task/prompts", "train/models", "evaluation/stats"),
+        code=code_version("evaluate"),
     log:
         "logs/evaluate/s{seed}-{ckpt}.log",
     benchmark:
@@ -41,7 +41,7 @@ rule aggregate_eval:
         ckpt_keys=lambda wc: [(s, c) for s in seeds() for c in eval_ckpt_ids()],
         seeds=lambda wc: seeds(),
         alpha=config["evaluation"]["alpha"],
-        code=code_version("evaluation/evaluate", "report/references", "evaluation/stats"),
+        code=code_version("aggregate_eval"),
     log:
         "logs/aggregate_eval/aggregate_eval.log",
     conda:
@@ -60,7 +60,7 @@ checkpoint select_references:
     params:
         ckpts=lambda wc: sft_ckpt_ids() + rl_ckpt_ids(False),
         rl_final_step=config["rl"]["steps"],
-        code=code_version("report/references"),
+        code=code_version("select_references"),
     log:
         "logs/select_references/s{seed}.log",
     conda:

@@ -9,7 +9,7 @@ rule plot_eval:
         sft=report(f"{FIG}/sft_curves.png", caption="../report/sft_curves.rst", category="1 Evaluation"),
         rl=report(f"{FIG}/rl_forks.png", caption="../report/rl_forks.rst", category="1 Evaluation"),
     params:
-        code=code_version("report/plots"),
+        code=code_version("plot_eval"),
     log:
         "logs/plot_eval/plot_eval.log",
     conda:
@@ -30,7 +30,7 @@ rule plot_analysis:
         drift=report(f"{FIG}/drift.png", caption="../report/drift.rst", category="2 SVD analysis"),
     params:
         references=config["analysis"]["references"],
-        code=code_version("report/plots"),
+        code=code_version("plot_analysis"),
     log:
         "logs/plot_analysis/plot_analysis.log",
     conda:
@@ -47,7 +47,7 @@ rule plot_edits:
         report(f"{FIG}/edits.png", caption="../report/edits.rst", category="3 Edits"),
     params:
         edits=config["edits"],
-        code=code_version("report/plots", "report/references"),
+        code=code_version("plot_edits"),
     log:
         "logs/plot_edits/plot_edits.log",
     conda:
@@ -72,7 +72,7 @@ rule scorecard:
         ratio=config["analysis"]["rotation_ratio"],
         seeds=lambda wc: seeds(),
         reply_keys=lambda wc: [(s, c) for s in seeds() for c in eval_ckpt_ids()],
-        code=code_version("report/scorecard", "evaluation/stats", "report/references"),
+        code=code_version("scorecard"),
     log:
         "logs/scorecard/scorecard.log",
     conda:

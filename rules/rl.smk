@@ -16,7 +16,7 @@ rule rl:
         seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
         run_root=lambda wc: f"{seed_dir(wc.seed)}/train/rl/{wc.algo}-{wc.step}",
-        code=code_version("train/rl", "task/verifier", "train/models", "train/common"),
+        code=code_version("rl"),
     log:
         "logs/rl/s{seed}-{algo}-{step}.log",
     benchmark:

@@ -18,7 +18,7 @@ rule sft:
         seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
         run_root=lambda wc: f"{seed_dir(wc.seed)}/train/sft",
-        code=code_version("train/sft", "train/models", "data/tokenizer", "train/common"),
+        code=code_version("sft"),
     log:
         "logs/sft/s{seed}-{step}.log",
     benchmark:
@@ -40,7 +40,7 @@ rule sft_losses:
     output:
         sft_loss_file("{seed}"),
     params:
-        code=code_version("train/sft"),
+        code=code_version("sft_losses"),
     log:
         "logs/sft_losses/s{seed}.log",
     threads: 1

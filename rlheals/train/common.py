@@ -69,17 +69,28 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def code_digest(*modules: str) -> list[str]:
-    """Content hashes of library modules, by dotted name (``"rlheals.train.sft"``): part of a
-    trajectory's key, so editing the code that trains starts a fresh trajectory."""
-    import importlib.util
-    out = []
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.origin:
-            raise ModuleNotFoundError(f"code_digest: no module {name!r}")
-        out.append(file_digest(spec.origin))
-    return out
+def code_digest(module: str) -> str:
+    """Hash of all the library code `module` (dotted, ``"rlheals.train.sft"``) runs: its
+    imports followed recursively (rlheals.code_fingerprint). Part of a trajectory's key,
+    so editing any code that trains starts a fresh trajectory."""
+    import rlheals
+
+    return rlheals.code_fingerprint(module)
+
+
+def compute_identity(device: str) -> dict:
+    """What about the machine changes a trajectory's numbers: the device type, the
+    training precision (float32 on CPU, bf16 on CUDA, see `precision_kwargs`), the number
+    of processes (torchrun/accelerate's WORLD_SIZE) and the GPUs one process spreads its
+    batches over (the Trainer's DataParallel)."""
+    kind = device.split(":")[0]
+    cuda = kind == "cuda"
+    return {
+        "device": kind,
+        "dtype": "bfloat16" if cuda else "float32",
+        "processes": int(os.environ.get("WORLD_SIZE", "1") or 1),
+        "gpus": torch.cuda.device_count() if cuda else 0,
+    }
 
 
 def dir_identity(path: str | os.PathLike) -> list:
@@ -128,12 +139,50 @@ def latest_at_most(run_dir: Path, step: int) -> tuple[int, Path | None]:
 
 
 def write_run_info(run_dir: Path, info: dict) -> None:
-    """Record what a run folder was made from (for people; the folder name is its hash)."""
+    """Record what a run folder was made from (for people; the folder name is its hash).
+    Call it under the run's lock; written atomically under a name of its own."""
+    from rlheals.atomic import write_json
+
     path = run_dir / "run.json"
     if not path.exists():
-        tmp = run_dir / ".run.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, path)
+        write_json(path, json.loads(json.dumps(info, default=str)))
+
+
+def _describe(compute: dict) -> str:
+    return f"{compute.get('device')}/{compute.get('dtype')}, {compute.get('processes')} process(es), {compute.get('gpus')} GPU(s)"
+
+
+@contextlib.contextmanager
+def open_run(run_root: str | os.PathLike, key: dict) -> Iterator[Path]:
+    """The run folder of trajectory `key`, locked: everything in it (run.json, states) is
+    written only while the lock is held. A trajectory with the same settings trained on
+    other hardware (another `compute` entry of the key) is not resumed: this one starts
+    afresh, and the log says so."""
+    run_dir = Path(run_root) / fingerprint(key)
+    with run_lock(run_dir):
+        fresh = not (run_dir / "run.json").exists()
+        write_run_info(run_dir, key)
+        if fresh and "compute" in key:
+            _announce_other_hardware(run_dir, key)
+        yield run_dir
+
+
+def _announce_other_hardware(run_dir: Path, key: dict) -> None:
+    rest = {k: v for k, v in json.loads(json.dumps(key, default=str)).items() if k != "compute"}
+    for other in sorted(run_dir.parent.iterdir()):
+        info_file = other / "run.json"
+        if other == run_dir or not info_file.is_file():
+            continue
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if {k: v for k, v in info.items() if k != "compute"} == rest and info.get("compute") != key["compute"]:
+            LOG.warning(
+                "the trajectory in %s has the same settings but was trained on %s; this machine trains on %s, "
+                "so it starts a new trajectory in %s instead of resuming that one",
+                other, _describe(info.get("compute") or {}), _describe(key["compute"]), run_dir,
+            )
 
 
 def precision_kwargs(device: str) -> dict:

@@ -20,7 +20,16 @@ import torch
 from rlheals.atomic import atomic_path, read_jsonl, write_csv
 from rlheals.train.models import build_tiny_model, dtype_for, resolve_device, save_model
 from rlheals.data.tokenizer import build_tokenizer
-from rlheals.train.common import LOG, code_digest, file_digest, fingerprint, run_lock, seed_all, set_threads, write_run_info
+from rlheals.train.common import (
+    LOG,
+    code_digest,
+    compute_identity,
+    file_digest,
+    fingerprint,
+    open_run,
+    seed_all,
+    set_threads,
+)
 
 
 @dataclass
@@ -91,6 +100,18 @@ def _save_state(path: Path, model, optim, step: int, log: list[dict]) -> None:
         torch.save({"model": model.state_dict(), "optim": optim.state_dict(), "step": step, "log": log}, tmp)
 
 
+def run_key(model_cfg: dict, corpus_path: str, opts: PretrainOptions, device: str) -> dict:
+    """Everything that decides the pretraining run, hardware precision and processes included."""
+    return {"opts": {k: v for k, v in asdict(opts).items() if k not in ("device", "threads")},
+            "model": model_cfg, "corpus": file_digest(corpus_path), "code": code_digest("rlheals.train.pretrain"),
+            "compute": compute_identity(device)}
+
+
+def run_dir_for(model_cfg: dict, corpus_path: str, run_root: str, opts: PretrainOptions) -> Path:
+    """The run folder (a path only; `open_run` creates it under its lock)."""
+    return Path(run_root) / fingerprint(run_key(model_cfg, corpus_path, opts, resolve_device(opts.device)))
+
+
 def pretrain(model_cfg: dict, corpus_path: str, out_dir: str, table_path: str, run_root: str, opts: PretrainOptions) -> None:
     """Build the tiny model, pretrain it (resuming if a state exists), save it and its loss table."""
     set_threads(opts.threads)
@@ -101,11 +122,7 @@ def pretrain(model_cfg: dict, corpus_path: str, out_dir: str, table_path: str, r
     blocks = pack(texts, tok, opts.max_length)
     n_held = max(1, int(len(blocks) * opts.heldout_fraction))
     held, train = blocks[:n_held], blocks[n_held:]
-    key = {"opts": {k: v for k, v in asdict(opts).items() if k not in ("device", "threads")},
-           "model": model_cfg, "corpus": file_digest(corpus_path), "code": code_digest("rlheals.train.pretrain", "rlheals.train.models", "rlheals.data.tokenizer")}
-    run_dir = Path(run_root) / fingerprint(key)
-    with run_lock(run_dir):
-        write_run_info(run_dir, key)
+    with open_run(run_root, run_key(model_cfg, corpus_path, opts, device)) as run_dir:
         model = build_tiny_model(model_cfg, tok, opts.seed).to(device)
         optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.01)
         state_file = run_dir / "state.pt"

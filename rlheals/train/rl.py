@@ -27,15 +27,15 @@ from rlheals.train.common import (
     LOG,
     complete_checkpoints,
     code_digest,
+    compute_identity,
     dir_identity,
     file_digest,
     fingerprint,
     latest_at_most,
-    run_lock,
+    open_run,
     seed_all,
     set_threads,
     trainer_kwargs,
-    write_run_info,
 )
 
 ALGORITHMS = ("grpo", "rloo")
@@ -95,18 +95,22 @@ def _config(run_dir: Path, max_steps: int, device: str, opts: RLOptions):
     return (GRPOConfig if opts.algo == "grpo" else RLOOConfig)(**common)
 
 
-def run_dir_for(start_dir: str, prompts: str, run_root: str, opts: RLOptions) -> Path:
-    key = {
+def run_key(start_dir: str, prompts: str, opts: RLOptions, device: str) -> dict:
+    """Everything that decides a fork: options, start model, prompts, the code it runs
+    and the hardware's precision and process count."""
+    return {
         "opts": opts.run_key(),
         "start": dir_identity(start_dir),
         "start_path": str(Path(start_dir).resolve()),
         "prompts": file_digest(prompts),
-        "code": code_digest("rlheals.train.rl", "rlheals.train.common", "rlheals.train.models", "rlheals.task.verifier"),
+        "code": code_digest("rlheals.train.rl"),
+        "compute": compute_identity(device),
     }
-    run_dir = Path(run_root) / fingerprint(key)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, key)
-    return run_dir
+
+
+def run_dir_for(start_dir: str, prompts: str, run_root: str, opts: RLOptions) -> Path:
+    """The fork's run folder (a path only; `open_run` creates it under its lock)."""
+    return Path(run_root) / fingerprint(run_key(start_dir, prompts, opts, resolve_device(opts.device)))
 
 
 def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, device: str, opts: RLOptions) -> None:
@@ -139,8 +143,7 @@ def train_rl(start_dir: str, prompts_path: str, keep_steps: list[int], out_dirs:
     set_threads(opts.threads)
     device = resolve_device(opts.device)
     prompts = load_prompts(prompts_path)
-    run_dir = run_dir_for(start_dir, prompts_path, run_root, opts)
-    with run_lock(run_dir):
+    with open_run(run_root, run_key(start_dir, prompts_path, opts, device)) as run_dir:
         _train_to(max(keep_steps), start_dir, prompts, run_dir, device, opts)
         for k in sorted(keep_steps):  # a step saved under another save_every: retrain that span
             if k not in complete_checkpoints(run_dir):

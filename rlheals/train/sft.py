@@ -28,16 +28,16 @@ from rlheals.train.models import load_tokenizer, resolve_device
 from rlheals.train.common import (
     LOG,
     code_digest,
+    compute_identity,
     dir_identity,
     file_digest,
     fingerprint,
     latest_at_most,
     mark_complete,
-    run_lock,
+    open_run,
     seed_all,
     set_threads,
     trainer_kwargs,
-    write_run_info,
 )
 
 TRAINER_LOG = "trainer_log.json"
@@ -70,7 +70,8 @@ class SFTOptions:
                 raise ValueError(f"sft.{name} must be >= 1, got {getattr(self, name)}")
 
     def trajectory_key(self) -> dict:
-        """What decides the trajectory (device and threads do not)."""
+        """The options that decide the trajectory (the device enters the key as
+        `compute_identity`; threads do not change the numbers)."""
         return {k: v for k, v in asdict(self).items() if k not in ("device", "threads")}
 
 
@@ -93,18 +94,22 @@ class _MarkComplete(TrainerCallback):
         return control
 
 
-def run_dir_for(base_dir: str, data: dict[str, str], run_root: str, opts: SFTOptions) -> Path:
-    key = {
+def trajectory_key(base_dir: str, data: dict[str, str], opts: SFTOptions, device: str) -> dict:
+    """Everything that decides the SFT trajectory: options (not the lengths), the base
+    model, the data, the code it runs and the hardware's precision and process count."""
+    return {
         "opts": opts.trajectory_key(),
         "base": dir_identity(base_dir),
         "base_path": str(Path(base_dir).resolve()),
         "data": {k: file_digest(v) for k, v in sorted(data.items())},
-        "code": code_digest("rlheals.train.sft", "rlheals.train.common", "rlheals.train.models"),
+        "code": code_digest("rlheals.train.sft"),
+        "compute": compute_identity(device),
     }
-    run_dir = Path(run_root) / fingerprint(key)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, key)
-    return run_dir
+
+
+def run_dir_for(base_dir: str, data: dict[str, str], run_root: str, opts: SFTOptions) -> Path:
+    """The trajectory's run folder (a path only; `open_run` creates it under its lock)."""
+    return Path(run_root) / fingerprint(trajectory_key(base_dir, data, opts, resolve_device(opts.device)))
 
 
 def _config(run_dir: Path, target: int, device: str, opts: SFTOptions):
@@ -135,8 +140,7 @@ def train_sft(base_dir: str, data: dict[str, str], target: int, out_dir: str, ru
 
     set_threads(opts.threads)
     device = resolve_device(opts.device)
-    run_dir = run_dir_for(base_dir, data, run_root, opts)
-    with run_lock(run_dir):
+    with open_run(run_root, trajectory_key(base_dir, data, opts, device)) as run_dir:
         start, ckpt = latest_at_most(run_dir, target)
         tok = load_tokenizer(base_dir, padding_side="right")
         if ckpt is not None and start == target:
