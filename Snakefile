@@ -32,6 +32,16 @@ rule all:
     default_target: True
 
 
+# Before any job: remove what killed jobs left half-written under results/ (temporaries
+# whose writer is dead; a live writer's are kept) and undo an interrupted folder swap.
+onstart:
+    from rlheals.atomic import sweep_tree
+
+    if os.path.isdir(RESULTS):
+        for path in sweep_tree(RESULTS):
+            print(f"removed the leftover of a killed job: {path}")
+
+
 # At the end of a successful run, print the scorecard of the paper's findings (if built).
 onsuccess:
     from rlheals.report.scorecard import print_scorecard

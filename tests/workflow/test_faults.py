@@ -163,10 +163,15 @@ def test_killed_writer_leaves_only_a_temporary_folder(tmp_path):
         proc.kill()
         proc.wait()
     assert not final.exists()
-    leftovers = list(final.parent.iterdir())
-    assert len(leftovers) == 1 and leftovers[0].name.startswith(".tmp-sft-10-")
+    leftovers = sorted(final.parent.iterdir())  # the temporary folder and its writer's lock
+    assert len(leftovers) == 2 and all(p.name.startswith(".tmp-sft-10-") for p in leftovers)
+    assert leftovers[1].name == leftovers[0].name + ".lock"
     with pytest.raises(CheckpointError, match="half-written"):
         check_model_dir(leftovers[0])
+    # the next job sweeps them: the lock's holder is dead
+    from rlheals.atomic import sweep
+
+    assert sorted(sweep(final.parent)) == leftovers and list(final.parent.iterdir()) == []
 
 
 def test_failed_writer_cleans_up(tmp_path):
