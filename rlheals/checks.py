@@ -18,6 +18,8 @@ from typing import Any
 
 #: Largest safetensors header the format allows (100 MB), as in the safetensors library.
 _MAX_HEADER = 100_000_000
+#: A zip member's local file header (signature ... file name length, extra field length).
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 
 class CheckpointError(RuntimeError):
@@ -68,17 +70,34 @@ def check_safetensors(path: str | os.PathLike) -> None:
 
 
 def check_torch_file(path: str | os.PathLike) -> None:
-    """A torch.save file (zip format) whose central directory is intact."""
+    """A torch.save file (zip format): the central directory is intact and every member's
+    local header is where the directory says, with its data inside the file.
+
+    Reads the directory and one 30-byte header per tensor, never the tensors themselves
+    (a CRC check of every member would read the whole file: minutes for a 7B model), so
+    the cost does not grow with the model's size. Bit rot inside a tensor's bytes goes
+    unnoticed here, as it does in the safetensors check.
+    """
     path = Path(path)
-    if not zipfile.is_zipfile(path):
-        raise _broken(path, "not a complete torch.save archive")
+    size = path.stat().st_size
     try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError) as exc:
+        with open(path, "rb") as fh:
+            try:
+                zf = zipfile.ZipFile(fh)
+            except zipfile.BadZipFile as exc:
+                raise _broken(path, f"not a complete torch.save archive ({exc})") from exc
+            start_dir = getattr(zf, "start_dir", size)
+            for info in zf.infolist():
+                fh.seek(info.header_offset)
+                head = fh.read(_LOCAL_HEADER.size)
+                if len(head) < _LOCAL_HEADER.size or head[:4] != b"PK\x03\x04":
+                    raise _broken(path, f"member '{info.filename}' has no local header at offset {info.header_offset}")
+                name_len, extra_len = struct.unpack("<HH", head[26:30])
+                end = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len + info.compress_size
+                if end > min(size, start_dir):
+                    raise _broken(path, f"member '{info.filename}' ends at byte {end}, past the data ({min(size, start_dir)})")
+    except OSError as exc:
         raise _broken(path, str(exc)) from exc
-    if bad is not None:
-        raise _broken(path, f"member '{bad}' fails its CRC check")
 
 
 def check_model_dir(path: str | os.PathLike) -> None:
