@@ -76,7 +76,8 @@ def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, spl
         batch_prompts = [
             prompts[i] if attempt == 0 else retry_prompt(prompts[i], history[i], opts.prompt_style) for i in pending
         ]
-        replies = generate(model, tokenizer, batch_prompts, opts.decoding, attempt=attempt)
+        keys = [f"{split}/{records[i].get('id', i)}" for i in pending]  # each hand's own sampling seed
+        replies = generate(model, tokenizer, batch_prompts, opts.decoding, attempt=attempt, keys=keys)
         still = []
         for i, prompt, reply in zip(pending, batch_prompts, replies):
             rec = records[i]

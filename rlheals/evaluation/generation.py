@@ -5,16 +5,22 @@ Evaluation generates one reply per pending hand and attempt. Prompts are batched
 wastes little padding, and decoded back into the caller's order. `model.generate`
 keeps the KV cache, so each new token costs one forward step over the batch.
 
-Sampling is reproducible: the torch seed is set from (seed, attempt, batch index)
-before each batch, so a rerun with the same seed gives the same replies regardless of
-which batches ran before.
+Sampling is seeded per hand: every hand (its key: split and id in evaluation, else its
+prompt) has its own random generator, seeded from (seed, attempt, key), and draws one
+vector of Gumbel noise per generated token from it; the next token is the argmax of the
+processed logits (temperature, top-p) plus that noise, which is a sample from the
+softmax (the Gumbel-max trick). A hand's t-th token therefore sees the same noise
+whether it is generated alone or in a batch, so its reply does not depend on
+`evaluation.batch_size`, on the other hands in its batch or on their padding.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Sequence, Union
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 Prompt = Union[str, list]  # a plain string (compact style) or a chat message list
 
@@ -51,13 +57,39 @@ def _encode(texts: list[str], tokenizer, chat: bool) -> dict:
     return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
 
 
+def hand_seed(seed: int, attempt: int, key: object) -> int:
+    """The sampling seed of one hand's attempt (a stable hash, the same in every process)."""
+    digest = hashlib.sha256(f"{seed}/{attempt}/{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class PerHandGumbel(LogitsProcessor):
+    """Adds Gumbel noise drawn from one generator per row, so that the argmax samples
+    from the softmax with noise that belongs to the hand, not to the batch."""
+
+    def __init__(self, generators: list[torch.Generator]):
+        self.generators = generators
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        vocab = scores.shape[-1]
+        u = torch.stack([torch.rand(vocab, generator=g, device=g.device) for g in self.generators])
+        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
+        return scores.float() + gumbel.to(scores.device)
+
+
 @torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions, attempt: int = 0) -> list[str]:
-    """One reply per prompt, in the prompts' order."""
+def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions, attempt: int = 0,
+             keys: Sequence[object] | None = None) -> list[str]:
+    """One reply per prompt, in the prompts' order. `keys` name the hands (default: their
+    prompts); sampled replies are seeded by (opts.seed, attempt, key)."""
     if not prompts:
         return []
     chat = not isinstance(prompts[0], str)
     texts = [render(p, tokenizer) for p in prompts]
+    if keys is None:
+        keys = texts
+    if len(keys) != len(texts):
+        raise ValueError(f"{len(keys)} keys for {len(texts)} prompts")
     lengths = [len(tokenizer(t, add_special_tokens=not chat)["input_ids"]) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     replies: list[str] = [""] * len(texts)
@@ -66,18 +98,22 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions,
         max_new_tokens=opts.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        # sampling is the argmax over logits + per-hand noise (see the module docstring)
+        do_sample=False, temperature=None, top_p=None, top_k=None,
     )
-    if opts.decoding == "greedy":
-        gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    else:
-        gen_kwargs.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p, top_k=None)
-    for b, start in enumerate(range(0, len(order), opts.batch_size)):
+    for start in range(0, len(order), opts.batch_size):
         idx = order[start : start + opts.batch_size]
         batch = _encode([texts[i] for i in idx], tokenizer, chat)
         batch = {k: v.to(device) for k, v in batch.items()}
+        processors = LogitsProcessorList()
         if opts.decoding == "sample":
-            torch.manual_seed(opts.seed * 1_000_003 + attempt * 10_007 + b)
-        out = model.generate(**batch, **gen_kwargs)
+            if opts.temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(opts.temperature))
+            if opts.top_p < 1.0:
+                processors.append(TopPLogitsWarper(opts.top_p))
+            gens = [torch.Generator(device=device).manual_seed(hand_seed(opts.seed, attempt, keys[i])) for i in idx]
+            processors.append(PerHandGumbel(gens))
+        out = model.generate(**batch, **gen_kwargs, logits_processor=processors)
         new = out[:, batch["input_ids"].shape[1] :]
         for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True)):
             replies[i] = text
