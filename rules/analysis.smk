@@ -17,8 +17,8 @@ rule reference_svd:
         "benchmarks/reference_svd/s{seed}-{ckpt}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     conda:
         "../envs/rlheals.yaml"
     script:
@@ -44,8 +44,8 @@ rule analyze:
         "benchmarks/analyze/s{seed}-{ckpt}--{ref}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     conda:
         "../envs/rlheals.yaml"
     script:

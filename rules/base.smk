@@ -25,8 +25,8 @@ rule pretrain_corpus:
         "benchmarks/pretrain_corpus/pretrain_corpus.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=20,
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(20),
     conda:
         "../envs/rlheals.yaml"
     script:
@@ -54,8 +54,8 @@ if config["model"]["source"] == "tiny":
             "benchmarks/base_model/s{seed}.tsv"
         threads: config["compute"]["threads"]
         resources:
-            mem_mb=TRAIN_MEM_MB["pretrain"],
-            runtime=TRAIN_RUNTIME_MIN["pretrain"],
+            mem_mb=by_attempt(TRAIN_MEM_MB["pretrain"]),
+            runtime=by_attempt(TRAIN_RUNTIME_MIN["pretrain"]),
             gpu=config["compute"]["gpus"],
         conda:
             "../envs/rlheals.yaml"
@@ -77,8 +77,8 @@ elif config["model"]["source"] == "smollm2":
             "benchmarks/base_model/base_model.tsv"
         threads: config["compute"]["threads"]
         resources:
-            mem_mb=8000,
-            runtime=20,
+            mem_mb=by_attempt(8000),
+            runtime=by_attempt(20),
         conda:
             "../envs/rlheals.yaml"
         script:

@@ -111,6 +111,18 @@ def code_version(script):
     return rlheals.code_fingerprint(path, PKG)
 
 
+def by_attempt(base):
+    """A resource (mem_mb, runtime) that grows with the attempt: `base` on the first,
+    base x attempt on each retry, so a job killed for memory or time (SLURM's OOM kill,
+    a time limit) is resubmitted asking for more instead of failing the same way."""
+
+    def value(wildcards, attempt):
+        return int(base * attempt)
+
+    value.__doc__ = f"{base} x attempt"
+    return value
+
+
 def section(name, drop=()):
     """A config section as a param, without the keys that only select *which* jobs exist
     (so adding an SFT length or a fork does not rerun the jobs that already ran)."""

@@ -23,8 +23,8 @@ rule prepare_data:
         "benchmarks/prepare_data/prepare_data.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=by_attempt(1000),
+        runtime=by_attempt(10),
     conda:
         "../envs/rlheals.yaml"
     script:

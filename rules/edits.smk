@@ -21,8 +21,8 @@ rule edit:
         "benchmarks/edit/s{seed}-{name}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     conda:
         "../envs/rlheals.yaml"
     script:

@@ -22,8 +22,8 @@ rule evaluate:
         "benchmarks/evaluate/s{seed}-{ckpt}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"

@@ -23,8 +23,8 @@ rule rl:
         "benchmarks/rl/s{seed}-{algo}-{step}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=TRAIN_MEM_MB["rl"],
-        runtime=TRAIN_RUNTIME_MIN["rl"],
+        mem_mb=by_attempt(TRAIN_MEM_MB["rl"]),
+        runtime=by_attempt(TRAIN_RUNTIME_MIN["rl"]),
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"

@@ -25,8 +25,8 @@ rule sft:
         "benchmarks/sft/s{seed}-{step}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=TRAIN_MEM_MB["sft"],
-        runtime=TRAIN_RUNTIME_MIN["sft"],
+        mem_mb=by_attempt(TRAIN_MEM_MB["sft"]),
+        runtime=by_attempt(TRAIN_RUNTIME_MIN["sft"]),
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"
@@ -45,8 +45,8 @@ rule sft_losses:
         "logs/sft_losses/s{seed}.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=by_attempt(1000),
+        runtime=by_attempt(5),
     conda:
         "../envs/rlheals.yaml"
     script:
