@@ -77,6 +77,7 @@ rule aggregate_references:
         f"{RESULTS}/tables/references.json",
     params:
         seeds=lambda wc: seeds(),
+        code=code_version("aggregate_references"),
     log:
         "logs/aggregate_references/aggregate_references.log",
     conda:

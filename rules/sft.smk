@@ -61,6 +61,7 @@ rule aggregate_losses:
         SFT_TABLE,
     params:
         seeds=lambda wc: seeds(),
+        code=code_version("aggregate_losses"),
     log:
         "logs/aggregate_losses/aggregate_losses.log",
     conda:
