@@ -53,6 +53,8 @@ class EvalOptions:
             temperature=evaluation["temperature"],
             top_p=evaluation["top_p"],
             seed=seed,
+            batch_tokens=evaluation.get("batch_tokens"),
+            stop_strings=tuple(evaluation.get("stop_strings", ())),
         )
         return cls(
             attempts=evaluation["attempts"],

@@ -12,6 +12,13 @@ processed logits (temperature, top-p) plus that noise, which is a sample from th
 softmax (the Gumbel-max trick). A hand's t-th token therefore sees the same noise
 whether it is generated alone or in a batch, so its reply does not depend on
 `evaluation.batch_size`, on the other hands in its batch or on their padding.
+
+A reply ends at any of the model's stop tokens (`stop_token_ids`): the generation
+config's end-of-sequence ids, the tokenizer's, and the end-of-turn token that a chat
+template closes turns with (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`, ...), because
+instruct models end a turn with a token that is often not the tokenizer's EOS. Batches
+hold at most `batch_size` prompts and, when `batch_tokens` is set, at most that many
+tokens (prompt plus `max_new_tokens`, padded), so long chat prompts do not blow up memory.
 """
 from __future__ import annotations
 
@@ -35,10 +42,16 @@ class DecodingOptions:
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     seed: int = field(default=0, metadata={"help": "seed of sampled decoding"})
+    batch_tokens: int | None = field(
+        default=None, metadata={"help": "most tokens (prompt + new, padded) per generate() call; None: no limit"})
+    stop_strings: tuple[str, ...] = field(default=(), metadata={"help": "texts that also end a reply"})
 
     def __post_init__(self) -> None:
         if self.decoding not in ("greedy", "sample"):
             raise ValueError(f"decoding {self.decoding!r}: expected 'greedy' or 'sample'")
+        if self.batch_tokens is not None and self.batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be >= 1 or None, got {self.batch_tokens}")
+        self.stop_strings = tuple(self.stop_strings)
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError(
                 f"batch_size ({self.batch_size}) and max_new_tokens ({self.max_new_tokens}) must be >= 1"
@@ -55,6 +68,54 @@ def render(prompt: Prompt, tokenizer) -> str:
 def _encode(texts: list[str], tokenizer, chat: bool) -> dict:
     # A chat template already writes the BOS token; adding it again would double it.
     return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
+
+
+# Tokens that chat templates close a turn with; one counts only if the model's own template uses it.
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eot|>", "<|end_of_turn|>", "</s>")
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every token id that ends a reply: the generation config's EOS (an id or a list), the
+    tokenizer's EOS, and the end-of-turn tokens that the chat template writes."""
+    ids: list[int] = []
+
+    def add(value) -> None:
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None and int(v) not in ids:
+                ids.append(int(v))
+
+    gen_cfg = getattr(model, "generation_config", None)
+    add(getattr(gen_cfg, "eos_token_id", None))
+    add(tokenizer.eos_token_id)
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):
+        template = " ".join(template.values())
+    vocab = tokenizer.get_vocab()
+    for token in END_OF_TURN:
+        if token in template and token in vocab:
+            add(vocab[token])
+    return ids
+
+
+def batches(order: Sequence[int], lengths: Sequence[int], opts: DecodingOptions) -> list[list[int]]:
+    """Consecutive runs of `order` (prompts sorted by length) that fit `batch_size` prompts
+    and `batch_tokens` tokens (rows x (longest prompt + max_new_tokens)); a prompt too long
+    for the budget on its own still gets a batch of one."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
+    for i in order:
+        width = max(longest, lengths[i]) + opts.max_new_tokens
+        full = len(cur) >= opts.batch_size or (
+            opts.batch_tokens is not None and cur and (len(cur) + 1) * width > opts.batch_tokens)
+        if full:
+            out.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, lengths[i])
+    if cur:
+        out.append(cur)
+    return out
 
 
 def hand_seed(seed: int, attempt: int, key: object) -> int:
@@ -97,12 +158,13 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions,
     gen_kwargs = dict(
         max_new_tokens=opts.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=stop_token_ids(model, tokenizer),
         # sampling is the argmax over logits + per-hand noise (see the module docstring)
         do_sample=False, temperature=None, top_p=None, top_k=None,
     )
-    for start in range(0, len(order), opts.batch_size):
-        idx = order[start : start + opts.batch_size]
+    if opts.stop_strings:
+        gen_kwargs.update(stop_strings=list(opts.stop_strings), tokenizer=tokenizer)
+    for idx in batches(order, lengths, opts):
         batch = _encode([texts[i] for i in idx], tokenizer, chat)
         batch = {k: v.to(device) for k, v in batch.items()}
         processors = LogitsProcessorList()
@@ -116,5 +178,12 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions,
         out = model.generate(**batch, **gen_kwargs, logits_processor=processors)
         new = out[:, batch["input_ids"].shape[1] :]
         for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True)):
-            replies[i] = text
+            replies[i] = _cut(text, opts.stop_strings)
     return replies
+
+
+def _cut(text: str, stops: Sequence[str]) -> str:
+    """A reply up to and including its first stop string (generate stops at the token that
+    completes one, which can run past it)."""
+    ends = [text.find(s) + len(s) for s in stops if s and s in text]
+    return text[: min(ends)] if ends else text
