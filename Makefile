@@ -43,7 +43,7 @@ test: install
 
 # The numeric tests (SVD extension, analysis, edits, statistics) again under another OpenBLAS
 # kernel than this CPU's default, so no tolerance is tuned to one kernel (CI runs this too).
-NUMERIC_TESTS ?= tests/svd
+NUMERIC_TESTS ?= tests/svd tests/evaluation/test_stats.py
 test-blas: install
 	$(PY) .ci/blas_kernel.py report
 	kernel=$$($(PY) .ci/blas_kernel.py pick) && \

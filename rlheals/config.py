@@ -148,6 +148,7 @@ def check_semantics(cfg: dict, check_paths: bool = True) -> None:
         if "layers" in edit and edit["layers"][0] > edit["layers"][1]:
             problems.append(f"config key 'edits[{i}].layers': expected [first, last] with first <= last")
     problems.extend(_edit_ref_problems(cfg))
+    problems.extend(_edit_pair_problems(cfg["edits"]))
     names = [e["name"] for e in cfg["edits"]]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"config key 'edits': name '{name}' is used more than once")
@@ -198,6 +199,25 @@ def replicate_seeds(cfg: dict) -> list[int]:
     if isinstance(reps, list):
         return [int(s) for s in reps]
     return [int(cfg.get("seed", 0)) + i for i in range(int(reps))]
+
+
+def _edit_pair_problems(edits: list[dict]) -> list[str]:
+    """Every `values` edit needs a `directions` edit with the same donor, target and k: scorecard
+    finding 4 compares the two, and only at equal donor, target and k is that comparison fair."""
+    dirs = [e for e in edits if e.get("kind") == "directions"]
+    listed = ", ".join(f"'{e['name']}' ({e['donor']} -> {e['target']}, k {e['k']})" for e in dirs) or "none"
+    problems = []
+    for i, edit in enumerate(edits):
+        if edit.get("kind") != "values":
+            continue
+        if any((d["donor"], d["target"], d["k"]) == (edit["donor"], edit["target"], edit["k"]) for d in dirs):
+            continue
+        problems.append(
+            f"config key 'edits[{i}]': the values edit '{edit['name']}' ({edit['donor']} -> {edit['target']}, "
+            f"k {edit['k']}) needs a directions edit with the same donor, target and k, which scorecard finding 4 "
+            f"compares it with; directions edits: {listed}"
+        )
+    return problems
 
 
 def load(path: str | os.PathLike, overrides: list[str | os.PathLike] = ()) -> dict:

@@ -70,8 +70,8 @@ rule scorecard:
         edits=config["edits"],
         alpha=config["evaluation"]["alpha"],
         ratio=config["analysis"]["rotation_ratio"],
-        seeds=lambda wc: seeds(),
         reply_keys=lambda wc: [(s, c) for s in seeds() for c in eval_ckpt_ids()],
+        boot_seed=config["seed"],
         code=code_version("scorecard"),
     log:
         "logs/scorecard/scorecard.log",

@@ -13,6 +13,6 @@ cfg = snakemake.params.analysis
 labels = {"checkpoint": snakemake.wildcards.ckpt, "reference": snakemake.wildcards.ref,
           "reference_ckpt": snakemake.params.ref_ckpt}
 table = analyze(snakemake.input.ckpt, snakemake.input.ref, int(cfg["top_k"]), cfg["matrices"], labels, cfg["backend"],
-                cache=snakemake.input.cache)
+                cache=snakemake.input.cache, seed=int(snakemake.wildcards.seed))
 table.insert(0, "seed", int(snakemake.wildcards.seed))
 write_csv(snakemake.output[0], table)

@@ -1,46 +1,76 @@
 """The scorecard: does each of the paper's four findings hold on this run's numbers?
 
-Verdicts are `holds`, `does not hold` or `inconclusive`. A difference between two success
-rates is called only when a two-sided two-proportion z-test rejects equality at level
-alpha (rlheals.evaluation.stats.compare_rates; gains, i.e. differences of differences, use
-compare_gains). Everything within noise is "inconclusive" unless the finding's opposite
-is itself outside noise. The rules, finding by finding:
+Verdicts are `holds`, `does not hold` or `inconclusive`; "does not hold" needs evidence
+outside noise, exactly like "holds". Every checkpoint answers the same hands, so every
+comparison of two checkpoints is an exact McNemar test on their per-hand outcomes
+(rlheals.evaluation.stats.mcnemar); a difference of gains is a paired bootstrap over hands
+(stats.bootstrap_mean, seeded); where a finding takes the best of several candidates
+(SFT lengths, forks, algorithms) the candidates' p-values are Holm-corrected (stats.holm).
+A difference is outside noise when its p-value is below alpha (evaluation.alpha).
+
+Seed replicates: each finding is judged on the pooled per-hand outcomes of all seeds
+(tests stratified by seed: McNemar on the summed discordant hands, the bootstrap resampling
+the same hands in every seed) and, apart, on each seed alone ("holds in 2 of 3 seeds").
+Each seed uses its own references (its own OOD peak, donors). Rates in the text are pooled
+over the seeds used (successes / hands, with Wilson intervals).
+
+The rules, finding by finding (OOD = the `ood` report split):
 
 1. OOD peaks before the last SFT length and the peak is not where held-out loss is lowest.
-   holds: the OOD peak is before the last step, OOD(peak) > OOD(last), and the SFT
-   checkpoint with the lowest held-out ID loss has OOD < OOD(peak), both outside noise.
-   does not hold: the peak is the last step, or the lowest-loss checkpoint is the peak.
+   The peak is `sft_best`. When it was chosen on validation hands it is tested as is;
+   when it was chosen on the report hands themselves (references chosen on "eval"),
+   every SFT length before the last is a candidate and the candidates are Holm-corrected.
+   holds: for some candidate, OOD(candidate) > OOD(last) and OOD(candidate) > OOD(L), both
+   outside noise, where L is the SFT checkpoint with the lowest held-out ID loss (the
+   conjunction's p-value is the larger of the two).
+   does not hold: OOD(last) is above every earlier SFT length's outside noise (no early
+   peak), or OOD(L) is above every other SFT length's outside noise (the loss finds it).
 2. RL from some SFT checkpoint recovers part of the lost OOD without exceeding the SFT peak.
-   holds: some fork's final RL checkpoint is above its start (outside noise) and no fork
-   is above the SFT peak (outside noise). does not hold: a fork exceeds the peak, or no
-   fork's OOD rises at all (point estimate) while some fork had a lost gap outside noise.
-   The recovered share is (RL - start) / (peak - start).
-3. There is a window: forks from too early or too late recover less.
-   holds: the largest gain of an interior fork beats the gains of the earliest and of the
-   latest fork (outside noise). does not hold: an end fork's gain beats every interior
-   fork's (outside noise). Needs >= 3 fork steps; algorithms are judged separately and
-   the finding holds if it holds for one of them.
-4. Mean relative sigma change is small while principal angles are large, and
-   direction-only restore recovers OOD more than value swap does.
-   Spectral part (sft_last against sft_best, else against base): holds when the mean sine
-   of the top-k principal angles is at least `ratio` times the mean |dsigma|/sigma, else
-   does not hold (deterministic, no binomial noise). Edit part: a `directions` and a
-   `values` edit with the same donor and target; holds when OOD(directions) > OOD(values)
-   outside noise, does not hold when OOD(values) > OOD(directions) outside noise.
-   Both parts must hold; either failing makes the finding not hold.
+   Only forks started after the peak whose start is below the peak outside noise count
+   (the others have nothing lost to recover); the text names the forks left out and why.
+   holds: some such fork's final RL checkpoint is above its start outside noise (Holm over
+   the forks), and none is above the peak outside noise. does not hold: one is above the
+   peak outside noise, or every such fork ends below its start outside noise.
+   The recovered share is (RL - start) / (peak - start), a point estimate.
+3. There is a window: forks from too early or too late recover less. Among the forks that
+   finding 2 counts (per algorithm, at least 3), an interior fork's gain beats the gains of
+   the earliest and the latest fork (paired bootstrap of the difference of gains, both
+   outside noise; Holm over the interior forks of all algorithms): holds. An end fork's gain
+   beating every interior fork's outside noise: does not hold.
+4. Singular values stay while singular vectors rotate, and a direction-only restore
+   recovers OOD more than a value swap. Spectral part (sft_last against sft_best, else
+   against base): the mean sine of the top-k principal angles must be at least `ratio`
+   times the mean |Δσ|/σ over the same top k, *and* the rotation-to-scaling ratio must
+   beat that of a random perturbation of the same Frobenius norm (rlheals.svd.null) in
+   more matrices than not (exact sign test over matrices, outside noise). Pure noise meets
+   the first condition whenever the gap at k is small, never the second. It does not hold
+   when the first condition fails or the null wins outside noise. The text gives |Δσ|/σ over
+   all singular values apart and the mean spectral gap at k. Edit part: the `directions`
+   and `values` edits with the same donor, target and k (a config error otherwise): holds
+   when OOD(directions) > OOD(values) and OOD(directions) > OOD(target), outside noise;
+   does not hold when OOD(values) > OOD(directions) outside noise. Both are reported
+   against the target. Finding 4 holds when both parts hold and fails when either fails.
+
+The references file says on which split each reference was chosen (`chosen_on`: a split
+name, or {symbol: split}); without it the references were chosen on the report hands
+("eval"), as the column `chosen_on` then says.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Hashable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from rlheals.evaluation.stats import DEFAULT_ALPHA, compare_gains, compare_rates, wilson
+from rlheals.evaluation.stats import (
+    DEFAULT_ALPHA, Paired, binom_two_sided, bootstrap_mean, gain_per_hand, holm, mcnemar, wilson,
+)
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
-COLUMNS = ["finding", "claim", "value", "verdict", "figure"]
+COLUMNS = ["finding", "claim", "verdict", "seeds", "value", "chosen_on", "figure"]
+REPORT_SPLIT = "ood"
 FIGURES = {
     1: "sft_curves.png",
     2: "rl_forks.png",
@@ -51,158 +81,442 @@ CLAIMS = {
     1: "OOD peaks before the last SFT length, and the peak is not where held-out loss is lowest",
     2: "RL from some SFT checkpoint recovers part of the lost OOD without exceeding the SFT peak",
     3: "there is a window: forks from too early or too late recover less",
-    4: "mean relative sigma change is small while principal angles are large, "
-    "and direction-only restore recovers OOD more than value swap",
+    4: "mean relative sigma change is small while principal angles are large (beyond a same-size random "
+    "perturbation), and direction-only restore recovers OOD more than value swap",
 }
+#: Splits that mean "chosen on the report hands".
+_REPORT_CHOOSERS = {"eval", "ood", "id", "report"}
 
 
-@dataclass(frozen=True)
-class Rate:
-    """k/n OOD (or ID) successes of one checkpoint."""
+# ---------------------------------------------------------------- inputs, per seed
+@dataclass
+class Seed:
+    """What the scorecard knows about one replicate."""
 
-    ckpt: str
-    k: int
-    n: int
+    seed: Hashable
+    sft: list[tuple[int, str]]  # (step, checkpoint), ascending
+    forks: list[tuple[str, int, str, str]]  # (algo, fork step, start ckpt, final RL ckpt)
+    refs: dict
+    loss: pd.DataFrame | None
+    analysis: pd.DataFrame | None
+    peak: tuple[int, str] | None = None
+    lowest_loss: tuple[int, str] | None = None
+
+
+@dataclass
+class Card:
+    """Everything the rules read: the replicates, the per-hand outcomes and the settings."""
+
+    seeds: dict[Hashable, Seed]
+    outcomes: Mapping[tuple, pd.Series]
     alpha: float = DEFAULT_ALPHA
+    ratio: float = 10.0
+    boot_seed: int = 0
+    n_boot: int = 10000
+    edits: list = field(default_factory=list)
+    chosen_on: dict = field(default_factory=dict)
 
-    @property
-    def p(self) -> float:
-        return self.k / self.n if self.n else math.nan
+    def out(self, seed, ckpt: str | None, split: str = REPORT_SPLIT) -> pd.Series | None:
+        return None if ckpt is None else self.outcomes.get((seed, ckpt, split))
 
-    def __str__(self) -> str:
-        low, high = wilson(self.k, self.n, self.alpha)
-        return f"{self.ckpt} {100 * self.p:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({self.k}/{self.n})"
+    def paired(self, a: Mapping, b: Mapping, split: str = REPORT_SPLIT) -> Paired | None:
+        """McNemar of checkpoints a[seed] against b[seed], stratified over the seeds both have."""
+        xs, ys = [], []
+        for s in a:
+            x, y = self.out(s, a[s], split), self.out(s, b.get(s), split)
+            if x is not None and y is not None:
+                xs.append(x)
+                ys.append(y)
+        if not xs:
+            return None
+        return mcnemar(xs, ys, self.alpha)
 
+    def rate(self, ckpts: Mapping, split: str = REPORT_SPLIT) -> str:
+        """Pooled rate of {seed: ckpt} as text: 'name p% [low, high] (k/n)'."""
+        k = n = 0
+        for s, c in ckpts.items():
+            x = self.out(s, c, split)
+            if x is not None:
+                k += int(np.sum(x))
+                n += len(x)
+        names = sorted({c for c in ckpts.values() if c is not None})
+        name = names[0] if len(names) == 1 else "/".join(names)
+        if n == 0:
+            return f"{name} (no per-hand outcomes)"
+        low, high = wilson(k, n, self.alpha)
+        return f"{name} {100 * k / n:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({k}/{n})"
 
-def _rates(eval_table: pd.DataFrame, split: str = "ood") -> dict[str, Rate]:
-    rows = eval_table[eval_table["split"] == split]
-    alpha = eval_table.attrs.get("alpha", DEFAULT_ALPHA)
-    return {r.checkpoint: Rate(r.checkpoint, int(r.successes), int(r.n), alpha) for r in rows.itertuples()}
-
-
-def _sft_curve(eval_table: pd.DataFrame) -> list[tuple[int, Rate]]:
-    rates = _rates(eval_table)
-    sft = eval_table[(eval_table["stage"] == "sft") & (eval_table["split"] == "ood")]
-    return sorted((int(r.sft_step), rates[r.checkpoint]) for r in sft.itertuples())
-
-
-def _start_rate(step: int, rates: dict[str, Rate]) -> Rate | None:
-    return rates.get("base" if step == 0 else f"sft-{step}")
-
-
-def finding1(eval_table, loss_table, alpha) -> tuple[str, str]:
-    curve = _sft_curve(eval_table)
-    if len(curve) < 2:
-        return UNSURE, "needs at least two SFT lengths"
-    peak_step, peak = max(curve, key=lambda sr: (sr[1].p, -sr[0]))
-    last_step, last = curve[-1]
-    value = f"peak {peak} at step {peak_step}; last {last}"
-    if peak_step == last_step:
-        return FAILS, value + "; OOD is highest at the last SFT length"
-    drop = compare_rates(peak.k, peak.n, last.k, last.n, alpha)
-    loss_ckpt = _lowest_loss_ckpt(curve, loss_table)
-    if loss_ckpt is None:
-        return UNSURE, value + "; no held-out loss logged at the SFT checkpoints"
-    loss_step, loss_rate = loss_ckpt
-    value += f"; lowest held-out ID loss at step {loss_step}: {loss_rate}"
-    if loss_step == peak_step:
-        return FAILS, value + " (the loss picks the peak)"
-    miss = compare_rates(peak.k, peak.n, loss_rate.k, loss_rate.n, alpha)
-    if drop.sign > 0 and miss.sign > 0:
-        return HOLDS, value + f"; drop to last p={drop.p_value:.3g}, loss-picked vs peak p={miss.p_value:.3g}"
-    return UNSURE, value + f"; within noise (drop p={drop.p_value:.3g}, loss-picked vs peak p={miss.p_value:.3g})"
+    def p_rate(self, ckpts: Mapping, split: str = REPORT_SPLIT) -> float:
+        vals = [self.out(s, c, split) for s, c in ckpts.items()]
+        vals = [v for v in vals if v is not None]
+        n = sum(len(v) for v in vals)
+        return sum(int(np.sum(v)) for v in vals) / n if n else math.nan
 
 
-def _lowest_loss_ckpt(curve, loss_table) -> tuple[int, Rate] | None:
-    if loss_table is None or "heldout_id_loss" not in loss_table:
+def _one_seed_tables(table: pd.DataFrame | None, seed, many: bool) -> pd.DataFrame | None:
+    if table is None:
         return None
-    losses = loss_table.dropna(subset=["heldout_id_loss"]).set_index("step")["heldout_id_loss"]
-    at = [(float(losses[s]), s, r) for s, r in curve if s in losses.index]
-    if not at:
-        return None
-    _, step, rate = min(at, key=lambda t: (t[0], t[1]))
-    return step, rate
+    if "seed" in table.columns:
+        rows = table[table["seed"].astype(str) == str(seed)]
+        return rows.drop(columns="seed") if many or not rows.empty else table.drop(columns="seed")
+    return table
 
 
-def _forks(eval_table: pd.DataFrame) -> list[tuple[str, int, Rate, Rate]]:
-    """(algo, fork step, start rate, final RL rate) per fork, final = largest RL step."""
-    rates = _rates(eval_table)
-    rl = eval_table[(eval_table["stage"] == "rl") & (eval_table["split"] == "ood")]
-    out = []
-    for (algo, step), grp in rl.groupby(["rl_algo", "sft_step"]):
-        final = grp.loc[grp["rl_step"].astype(int).idxmax(), "checkpoint"]
-        start = _start_rate(int(step), rates)
-        if start is not None:
-            out.append((str(algo), int(step), start, rates[final]))
-    return sorted(out, key=lambda f: (f[0], f[1]))
+def _refs_for(refs: Mapping | None, seed) -> dict:
+    if not refs:
+        return {}
+    if "seeds" in refs and isinstance(refs["seeds"], Mapping):
+        return dict(refs["seeds"].get(str(seed), refs["seeds"].get(seed, {})))
+    return dict(refs)
 
 
-def finding2(eval_table, alpha) -> tuple[str, str]:
-    curve, forks = _sft_curve(eval_table), _forks(eval_table)
-    if not curve or not forks:
-        return UNSURE, "needs SFT checkpoints and RL forks"
-    peak = max((r for _, r in curve), key=lambda r: r.p)
-    parts, any_up, any_gap, over, all_flat = [], False, False, [], True
-    for algo, step, start, end in forks:
-        up = compare_rates(end.k, end.n, start.k, start.n, alpha)
-        gap = compare_rates(peak.k, peak.n, start.k, start.n, alpha)
-        beyond = compare_rates(end.k, end.n, peak.k, peak.n, alpha)
-        lost = peak.p - start.p
-        share = f"{100 * (end.p - start.p) / lost:.0f}%" if lost > 0 else "n/a"
-        parts.append(f"{algo} from {step}: {100 * start.p:.1f}->{100 * end.p:.1f}% (recovered {share}{'*' if up.sign > 0 else ''})")
-        any_up |= up.sign > 0
-        any_gap |= gap.sign > 0
-        all_flat &= end.p <= start.p
-        if beyond.sign > 0:
-            over.append(f"{algo}-{step}")
-    value = f"SFT peak {peak}; " + "; ".join(parts) + " (* outside noise)"
-    if over:
-        return FAILS, value + f"; exceeds the SFT peak: {', '.join(over)}"
-    if any_up:
-        return HOLDS, value
-    if all_flat and any_gap:
-        return FAILS, value + "; no fork raises OOD"
-    return UNSURE, value + "; no recovery outside noise"
+def _chosen_on(refs: Mapping) -> dict:
+    """{symbol: split it was chosen on}; 'eval' (the report hands) unless the file says otherwise."""
+    raw = refs.get("chosen_on", refs.get("split"))
+    out = {s: "eval" for s in ("sft_best", "sft_last", "rl_best")}
+    if isinstance(raw, str):
+        out.update({"sft_best": raw, "rl_best": raw})
+    elif isinstance(raw, Mapping):
+        out.update({str(k): str(v) for k, v in raw.items()})
+    out["sft_last"] = "(the last SFT step)"
+    return out
 
 
-def finding3(eval_table, alpha) -> tuple[str, str]:
-    forks = _forks(eval_table)
-    if not forks:
-        return UNSURE, "needs RL forks"
-    verdicts = []
-    for algo in sorted({f[0] for f in forks}):
-        fs = [f for f in forks if f[0] == algo]
-        if len(fs) < 3:
-            verdicts.append((UNSURE, f"{algo}: {len(fs)} fork steps; needs at least 3"))
-            continue
-        gain = {f[1]: (f[3].k, f[3].n, f[2].k, f[2].n) for f in fs}
-        p_gain = {s: g[0] / g[1] - g[2] / g[3] for s, g in gain.items()}
-        steps = [f[1] for f in fs]
-        first, last, inner = steps[0], steps[-1], steps[1:-1]
-        best = max(inner, key=lambda s: (p_gain[s], -s))
-        text = f"{algo} gains " + ", ".join(f"{s}: {100 * p_gain[s]:+.1f}" for s in steps) + " pt"
-        vs_first, vs_last = compare_gains(gain[best], gain[first], alpha), compare_gains(gain[best], gain[last], alpha)
-        if vs_first.sign > 0 and vs_last.sign > 0:
-            verdicts.append((HOLDS, text + f"; best interior fork {best} beats both ends"))
-        elif any(all(compare_gains(gain[e], gain[s], alpha).sign > 0 for s in inner) for e in (first, last)):
-            verdicts.append((FAILS, text + "; an end fork recovers most"))
+def _on_report(split: str) -> bool:
+    return split in _REPORT_CHOOSERS or not split.startswith("val")
+
+
+def _prepare(eval_table, loss_table, analysis_table, refs, outcomes, seeds) -> dict[Hashable, Seed]:
+    from rlheals.checkpoints import parse_ckpt
+
+    if seeds is None:
+        if "seed" in eval_table.columns:
+            seeds = sorted(eval_table["seed"].unique().tolist())
         else:
-            verdicts.append((UNSURE, text + "; differences within noise"))
-    return _combine_any(verdicts)
+            seeds = sorted({k[0] for k in outcomes}, key=str) or [0]
+    many = len(seeds) > 1 or "seed" in eval_table.columns
+    out = {}
+    for seed in seeds:
+        rows = _one_seed_tables(eval_table, seed, many)
+        rows = rows[rows["split"] == REPORT_SPLIT] if "split" in rows else rows
+        ckpts = list(dict.fromkeys(rows["checkpoint"]))
+        info = {c: parse_ckpt(c) for c in ckpts}
+        sft = sorted((int(i["sft_step"]), c) for c, i in info.items() if i["stage"] == "sft")
+        finals: dict[tuple, tuple[int, str]] = {}
+        for c, i in info.items():
+            if i["stage"] == "rl":
+                key = (str(i["rl_algo"]), int(i["sft_step"]))
+                if key not in finals or int(i["rl_step"]) > finals[key][0]:
+                    finals[key] = (int(i["rl_step"]), c)
+        forks = []
+        for (algo, step), (_, final) in sorted(finals.items()):
+            start = "base" if step == 0 else f"sft-{step}"
+            if start in info:
+                forks.append((algo, step, start, final))
+        s = Seed(seed, sft, forks, _refs_for(refs, seed), _one_seed_tables(loss_table, seed, many),
+                 _one_seed_tables(analysis_table, seed, many))
+        out[seed] = s
+    return out
 
 
-def _combine_any(verdicts) -> tuple[str, str]:
-    """Across algorithms: holds if any holds, else does not hold if any fails, else inconclusive."""
-    text = "; ".join(t for _, t in verdicts)
-    for v in (HOLDS, FAILS):
-        if any(x == v for x, _ in verdicts):
-            return v, text
+def _locate(card: Card) -> None:
+    """Each seed's OOD peak (sft_best, else the argmax on the report hands) and lowest-loss checkpoint."""
+    for s in card.seeds.values():
+        steps = dict((c, st) for st, c in s.sft)
+        best = s.refs.get("sft_best")
+        if best in steps:
+            s.peak = (steps[best], best)
+        elif s.sft:
+            rates = [(card.p_rate({s.seed: c}), -st, st, c) for st, c in s.sft]
+            rates = [r for r in rates if not math.isnan(r[0])]
+            if rates:
+                _, _, st, c = max(rates)
+                s.peak = (st, c)
+        if s.loss is not None and "heldout_id_loss" in s.loss:
+            losses = s.loss.dropna(subset=["heldout_id_loss"]).drop_duplicates("step", keep="last")
+            losses = losses.set_index("step")["heldout_id_loss"]
+            at = [(float(losses[st]), st, c) for st, c in s.sft if st in losses.index]
+            if at:
+                _, st, c = min(at)
+                s.lowest_loss = (st, c)
+
+
+def _p_if(r: Paired | None, sign: int = 1) -> float:
+    """p-value of a directional claim (diff has `sign`), 1 when the estimate points the other way."""
+    if r is None or math.isnan(r.diff) or r.diff * sign <= 0:
+        return 1.0
+    return r.p_value
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.3g}"
+
+
+# ---------------------------------------------------------------- finding 1
+def finding1(card: Card, seeds: list) -> tuple[str, str]:
+    ss = [card.seeds[s] for s in seeds]
+    if any(len(s.sft) < 2 for s in ss):
+        return UNSURE, "needs at least two SFT lengths"
+    if any(s.lowest_loss is None for s in ss):
+        return UNSURE, "no held-out ID loss logged at the SFT checkpoints"
+    last = {s.seed: s.sft[-1][1] for s in ss}
+    low = {s.seed: s.lowest_loss[1] for s in ss}
+    on_report = _on_report(card.chosen_on.get("sft_best", "eval"))
+    if on_report:
+        common = sorted(set.intersection(*(set(st for st, _ in s.sft[:-1]) for s in ss)))
+        candidates = [{s.seed: f"sft-{st}" for s in ss} for st in common]
+    else:
+        candidates = [{s.seed: s.peak[1] for s in ss}]
+    tests = []
+    for cand in candidates:
+        drop, miss = card.paired(cand, last), card.paired(cand, low)
+        tests.append((cand, drop, miss, max(_p_if(drop), _p_if(miss))))
+    adj = holm([t[3] for t in tests]) if tests else []
+    peak = {s.seed: s.peak[1] for s in ss}
+    peak_step = {s.peak[0] for s in ss}
+    text = (f"peak {card.rate(peak)}" + (f" at step {peak_step.pop()}" if len(peak_step) == 1 else "")
+            + f"; last {card.rate(last)}; lowest held-out ID loss at {card.rate(low)}")
+    if tests:
+        i = int(np.argmin(adj))
+        cand, drop, miss, _ = tests[i]
+        which = "peak" if not on_report else f"best candidate {card.rate(cand).split(' ')[0]}"
+        text += (f"; {which} vs last: {drop}; vs lowest-loss: {miss}"
+                 + (f"; Holm over {len(tests)} candidate SFT length{'s' if len(tests) > 1 else ''} "
+                    f"(peak chosen on the report hands): p={_fmt_p(adj[i])}"
+                    if on_report else ""))
+        if adj[i] < card.alpha:
+            return HOLDS, text
+    # does not hold, outside noise: OOD rises to the end, or the loss finds the OOD peak
+    earlier = [st for st, _ in ss[0].sft[:-1]]
+    rises = [card.paired(last, {s.seed: f"sft-{st}" for s in ss}) for st in earlier]
+    if rises and all(r is not None and r.sign > 0 for r in rises):
+        return FAILS, text + "; OOD at the last SFT length is above every earlier length outside noise"
+    others = [st for st, _ in ss[0].sft]
+    picks = []
+    for st in others:
+        other = {s.seed: f"sft-{st}" for s in ss if low[s.seed] != f"sft-{st}"}
+        if other:
+            picks.append(card.paired({k: low[k] for k in other}, other))
+    if picks and all(r is not None and r.sign > 0 for r in picks):
+        return FAILS, text + "; the lowest-loss checkpoint is above every other SFT length outside noise"
+    return UNSURE, text + "; within noise"
+
+
+# ---------------------------------------------------------------- findings 2 and 3
+@dataclass
+class Fork:
+    algo: str
+    step: int
+    strata: dict  # seed -> (start ckpt, end ckpt) for the seeds where it starts after the peak
+    gap: Paired | None = None  # start vs peak
+    up: Paired | None = None  # end vs start
+    over: Paired | None = None  # end vs peak
+
+
+def _forks(card: Card, seeds: list) -> tuple[list[Fork], list[str]]:
+    """Forks that count (after the peak, start below it outside noise) and why others do not."""
+    by_key: dict[tuple, dict] = {}
+    after: dict[tuple, dict] = {}
+    for s in (card.seeds[x] for x in seeds):
+        if s.peak is None:
+            continue
+        for algo, step, start, end in s.forks:
+            by_key.setdefault((algo, step), {})[s.seed] = (start, end)
+            if step > s.peak[0]:
+                after.setdefault((algo, step), {})[s.seed] = (start, end)
+    kept, left = [], []
+    for key in sorted(by_key):
+        algo, step = key
+        strata = after.get(key, {})
+        if not strata:
+            left.append(f"{algo} from {step} (at or before the OOD peak)")
+            continue
+        peak = {s: card.seeds[s].peak[1] for s in strata}
+        start = {s: v[0] for s, v in strata.items()}
+        end = {s: v[1] for s, v in strata.items()}
+        f = Fork(algo, step, strata, card.paired(start, peak), card.paired(end, start), card.paired(end, peak))
+        if f.gap is None or f.gap.sign >= 0:
+            left.append(f"{algo} from {step} (start not below the peak outside noise)")
+            continue
+        kept.append(f)
+    return kept, left
+
+
+def finding2(card: Card, seeds: list) -> tuple[str, str]:
+    if not any(card.seeds[s].forks for s in seeds) or any(card.seeds[s].peak is None for s in seeds):
+        return UNSURE, "needs SFT checkpoints and RL forks"
+    forks, left = _forks(card, seeds)
+    peak = {s: card.seeds[s].peak[1] for s in seeds}
+    text = f"SFT peak {card.rate(peak)}"
+    if left:
+        text += "; left out: " + ", ".join(left)
+    if not forks:
+        return UNSURE, text + "; no fork starts after the OOD peak below it outside noise"
+    adj = holm([_p_if(f.up) for f in forks])
+    parts = []
+    for f, a in zip(forks, adj):
+        start = {s: v[0] for s, v in f.strata.items()}
+        end = {s: v[1] for s, v in f.strata.items()}
+        p_peak, p_start, p_end = card.p_rate({s: peak[s] for s in f.strata}), card.p_rate(start), card.p_rate(end)
+        share = (p_end - p_start) / (p_peak - p_start) if p_peak > p_start else math.nan
+        parts.append(f"{f.algo} from {f.step}: {100 * p_start:.1f}->{100 * p_end:.1f}% "
+                     f"(recovered {'n/a' if math.isnan(share) else f'{100 * share:.0f}%'}; {f.up}; Holm p={_fmt_p(a)})")
+    text += "; " + "; ".join(parts)
+    over = [f"{f.algo}-{f.step}" for f in forks if f.over is not None and f.over.sign > 0]
+    if over:
+        return FAILS, text + f"; exceeds the SFT peak outside noise: {', '.join(over)}"
+    if any(a < card.alpha for a in adj):
+        return HOLDS, text
+    if all(f.up is not None and f.up.sign < 0 for f in forks):
+        return FAILS, text + "; every counted fork lowers OOD outside noise"
+    return UNSURE, text + "; no recovery outside noise"
+
+
+def _gain(card: Card, f: Fork) -> dict:
+    """{seed: per-hand gain (end - start)} of a fork on the report split."""
+    out = {}
+    for s, (start, end) in f.strata.items():
+        a, b = card.out(s, end), card.out(s, start)
+        if a is not None and b is not None:
+            out[s] = gain_per_hand(a, b)
+    return out
+
+
+def _gain_diff(card: Card, ga: dict, gb: dict) -> Paired | None:
+    common = [s for s in ga if s in gb]
+    if not common:
+        return None
+    return bootstrap_mean([ga[s] - gb[s] for s in common], seed=card.boot_seed, n_boot=card.n_boot, alpha=card.alpha)
+
+
+def finding3(card: Card, seeds: list) -> tuple[str, str]:
+    forks, _ = _forks(card, seeds)
+    if not forks:
+        return UNSURE, "no counted forks (finding 2: after the OOD peak, start below it outside noise)"
+    texts, tests, fails = [], [], []
+    for algo in sorted({f.algo for f in forks}):
+        fs = sorted((f for f in forks if f.algo == algo), key=lambda f: f.step)
+        if len(fs) < 3:
+            texts.append(f"{algo}: {len(fs)} counted fork steps; needs at least 3")
+            continue
+        gains = {f.step: _gain(card, f) for f in fs}
+        mean_gain = {st: np.mean(np.concatenate(list(g.values()))) if g else math.nan for st, g in gains.items()}
+        first, last, inner = fs[0].step, fs[-1].step, [f.step for f in fs[1:-1]]
+        texts.append(f"{algo} gains " + ", ".join(f"{st}: {100 * mean_gain[st]:+.1f}" for st in gains) + " pt")
+        for st in inner:
+            vs_first, vs_last = _gain_diff(card, gains[st], gains[first]), _gain_diff(card, gains[st], gains[last])
+            tests.append((f"{algo} {st}", vs_first, vs_last, max(_p_if(vs_first), _p_if(vs_last))))
+        for end in (first, last):
+            wins = [_gain_diff(card, gains[end], gains[st]) for st in inner]
+            if wins and all(w is not None and w.sign > 0 for w in wins):
+                fails.append(f"{algo} {end}")
+    text = "; ".join(texts)
+    if tests:
+        adj = holm([t[3] for t in tests])
+        i = int(np.argmin(adj))
+        name, vf, vl, _ = tests[i]
+        text += (f"; best interior fork {name}: vs first {vf}, vs last {vl}; "
+                 f"Holm over {len(tests)} interior fork{'s' if len(tests) > 1 else ''}: p={_fmt_p(adj[i])}")
+        if adj[i] < card.alpha:
+            return HOLDS, text + "; an interior fork beats both ends"
+    if fails:
+        return FAILS, text + f"; an end fork recovers most outside noise: {', '.join(fails)}"
+    return UNSURE, text + ("; differences within noise" if tests else "")
+
+
+# ---------------------------------------------------------------- finding 4
+def _spectral_rows(card: Card, seeds: list) -> tuple[pd.DataFrame | None, str]:
+    frames, which = [], set()
+    for s in (card.seeds[x] for x in seeds):
+        a = s.analysis
+        if a is None or a.empty:
+            return None, "no SVD analysis"
+        last, best = s.refs.get("sft_last"), s.refs.get("sft_best")
+        rows = a[(a["checkpoint"] == last) & (a["reference_ckpt"] == best)] if best != last else a.iloc[0:0]
+        label = "sft_last vs sft_best"
+        if rows.empty:
+            rows, label = a[(a["checkpoint"] == last) & (a["reference"] == "base")], "sft_last vs base"
+        if rows.empty:
+            return None, f"no analysis rows for {last}"
+        frames.append(rows)
+        which.add(label)
+    return pd.concat(frames, ignore_index=True), " / ".join(sorted(which))
+
+
+def spectral(card: Card, seeds: list) -> tuple[str, str]:
+    rows, which = _spectral_rows(card, seeds)
+    if rows is None:
+        return UNSURE, which
+    need = ["sigma_rel_change_topk", "null_angle_mean", "null_sigma_rel_change_topk", "spectral_gap_k"]
+    missing = [c for c in need if c not in rows.columns or rows[c].isna().all()]
+    if missing:
+        return UNSURE, f"{which}: the analysis lacks the null columns {missing} (rerun the analysis)"
+    ang = (rows["angle_left_mean"].to_numpy() + rows["angle_right_mean"].to_numpy()) / 2
+    sin_obs, dsig_obs = np.sin(ang), rows["sigma_rel_change_topk"].to_numpy()
+    sin_null, dsig_null = np.sin(rows["null_angle_mean"].to_numpy()), rows["null_sigma_rel_change_topk"].to_numpy()
+    # rotation-to-scaling ratio, observed against null, by cross-multiplication (no division by 0)
+    lhs, rhs = sin_obs * dsig_null, sin_null * dsig_obs
+    wins, losses = int(np.sum(lhs > rhs)), int(np.sum(lhs < rhs))
+    p = binom_two_sided(wins, wins + losses)
+    sin_mean, dsig_mean = float(sin_obs.mean()), float(dsig_obs.mean())
+    text = (f"{which}: mean |dsigma|/sigma top-k {100 * dsig_mean:.2f}% (all {100 * rows['sigma_rel_change_mean'].mean():.2f}%), "
+            f"mean top-k angle {np.degrees(ang.mean()):.1f} deg (sin {sin_mean:.3f}); same-size random null: "
+            f"angle {np.degrees(rows['null_angle_mean'].mean()):.1f} deg, |dsigma|/sigma top-k "
+            f"{100 * dsig_null.mean():.2f}% (all {100 * rows['null_sigma_rel_change_mean'].mean():.2f}%); "
+            f"rotation/scaling above the null's in {wins} of {wins + losses} matrices (sign test p={_fmt_p(p)}); "
+            f"mean spectral gap at k {rows['spectral_gap_k'].mean():.3f}")
+    if sin_mean == 0 and dsig_mean == 0:
+        return UNSURE, text + "; identical weights"
+    if sin_mean < card.ratio * dsig_mean:
+        return FAILS, text + f"; rotation < {card.ratio:g}x scaling"
+    if p < card.alpha and losses > wins:
+        return FAILS, text + "; rotates less than a random perturbation of the same size"
+    if p < card.alpha and wins > losses:
+        return HOLDS, text + f"; rotation >= {card.ratio:g}x scaling and beyond the null"
+    return UNSURE, text + f"; rotation >= {card.ratio:g}x scaling, but not beyond a random perturbation of the same size"
+
+
+def edit_pair(edits) -> tuple[dict, dict] | None:
+    """The first `directions` edit with a `values` edit of the same donor, target and k."""
+    for d in edits:
+        if d["kind"] != "directions":
+            continue
+        for v in edits:
+            if v["kind"] == "values" and (v["donor"], v["target"], v["k"]) == (d["donor"], d["target"], d["k"]):
+                return d, v
+    return None
+
+
+def edit_part(card: Card, seeds: list) -> tuple[str, str]:
+    from rlheals.report.references import resolve
+
+    pair = edit_pair(card.edits)
+    if pair is None:
+        return UNSURE, "no directions/values edit pair with the same donor, target and k"
+    d, v = pair
+    dirs = {s: f"edit-{d['name']}" for s in seeds}
+    vals = {s: f"edit-{v['name']}" for s in seeds}
+    target = {}
+    for s in seeds:
+        try:
+            target[s] = resolve(d["target"], card.seeds[s].refs or None)
+        except ValueError:
+            target[s] = None
+    dv, dt, vt = card.paired(dirs, vals), card.paired(dirs, target), card.paired(vals, target)
+    if dv is None:
+        return UNSURE, f"edits {d['name']}/{v['name']} have no per-hand outcomes"
+    text = (f"OOD direction restore {card.rate(dirs)} vs value swap {card.rate(vals)} ({dv}); "
+            f"target {card.rate(target)}: directions vs target ({dt}), values vs target ({vt}) (k={d['k']})")
+    if dv.sign < 0:
+        return FAILS, text
+    if dv.sign > 0 and dt is not None and dt.sign > 0:
+        return HOLDS, text
     return UNSURE, text
 
 
-def finding4(eval_table, analysis_table, edits, refs, alpha, ratio) -> tuple[str, str]:
-    spec, spec_text = _spectral(analysis_table, refs, ratio)
-    edit, edit_text = _edit_part(eval_table, edits, refs, alpha)
+def finding4(card: Card, seeds: list) -> tuple[str, str]:
+    spec, spec_text = spectral(card, seeds)
+    edit, edit_text = edit_part(card, seeds)
     text = f"{spec_text}; {edit_text}"
     if FAILS in (spec, edit):
         return FAILS, text
@@ -211,75 +525,66 @@ def finding4(eval_table, analysis_table, edits, refs, alpha, ratio) -> tuple[str
     return UNSURE, text
 
 
-def _spectral(analysis, refs, ratio) -> tuple[str, str]:
-    if analysis is None or analysis.empty or not refs:
-        return UNSURE, "no SVD analysis"
-    last, best = refs.get("sft_last"), refs.get("sft_best")
-    rows = analysis[(analysis["checkpoint"] == last) & (analysis["reference_ckpt"] == best)]
-    which = f"{last} vs sft_best ({best})"
-    if rows.empty or last == best:
-        rows = analysis[(analysis["checkpoint"] == last) & (analysis["reference"] == "base")]
-        which = f"{last} vs base"
-    if rows.empty:
-        return UNSURE, f"no analysis rows for {last}"
-    sig = float(rows["sigma_rel_change_mean"].mean())
-    ang = np.concatenate([rows["angle_left_mean"].to_numpy(), rows["angle_right_mean"].to_numpy()])
-    sin = float(np.mean(np.sin(ang)))
-    text = f"{which}: mean |dsigma|/sigma {100 * sig:.2f}%, mean top-k angle {np.degrees(ang.mean()):.1f} deg (sin {sin:.3f})"
-    if sig == 0 and sin == 0:
-        return UNSURE, text + "; identical weights"
-    if sin >= ratio * sig:
-        return HOLDS, text + f"; rotation >= {ratio:g}x scaling"
-    return FAILS, text + f"; rotation < {ratio:g}x scaling"
+RULES = {1: finding1, 2: finding2, 3: finding3, 4: finding4}
+_USES = {1: "sft_best", 2: "sft_best", 3: "sft_best", 4: "sft_best"}
 
 
-def _edit_part(eval_table, edits, refs, alpha) -> tuple[str, str]:
-    from rlheals.report.references import resolve
-
-    rates = _rates(eval_table)
-
-    def key(e):
-        try:
-            return resolve(e["donor"], refs), resolve(e["target"], refs)
-        except ValueError:
-            return None
-
-    dirs = [e for e in edits if e["kind"] == "directions" and f"edit-{e['name']}" in rates]
-    vals = [e for e in edits if e["kind"] == "values" and f"edit-{e['name']}" in rates]
-    pairs = [(d, v) for d in dirs for v in vals if key(d) is not None and key(d) == key(v)]
-    if not pairs:
-        return UNSURE, "no evaluated directions/values edit pair with the same donor and target"
-    d, v = max(pairs, key=lambda dv: dv[0]["k"] == dv[1]["k"])
-    rd, rv = rates[f"edit-{d['name']}"], rates[f"edit-{v['name']}"]
-    cmp = compare_rates(rd.k, rd.n, rv.k, rv.n, alpha)
-    text = f"OOD direction restore {rd} vs value swap {rv} (p={cmp.p_value:.3g})"
-    target = rates.get(key(d)[1])
-    if target is not None:
-        text += f"; target {target}"
-    return {1: HOLDS, -1: FAILS, 0: UNSURE}[cmp.sign], text
+def _chooser_text(card: Card, finding: int) -> str:
+    sym = _USES[finding]
+    split = card.chosen_on.get(sym, "eval")
+    where = "the report hands" if _on_report(split) else "validation hands"
+    role = "the OOD peak" if finding < 4 else "the edit donor and the reference"
+    return f"{role} = {sym}, chosen on {split} ({where})"
 
 
-def build(eval_table, loss_table=None, analysis_table=None, edits=(), refs=None,
-          alpha: float = DEFAULT_ALPHA, ratio: float = 10.0) -> pd.DataFrame:
-    """The scorecard table (columns finding, claim, value, verdict, figure)."""
-    eval_table = eval_table.copy()
-    eval_table.attrs["alpha"] = alpha  # intervals in the text at the run's level
-    results = {
-        1: finding1(eval_table, loss_table, alpha),
-        2: finding2(eval_table, alpha),
-        3: finding3(eval_table, alpha),
-        4: finding4(eval_table, analysis_table, list(edits), refs or {}, alpha, ratio),
-    }
-    rows = [{"finding": i, "claim": CLAIMS[i], "value": v, "verdict": verdict, "figure": FIGURES[i]}
-            for i, (verdict, v) in results.items()]
+def _seed_summary(per_seed: dict) -> str:
+    if len(per_seed) == 1:
+        (s, v), = per_seed.items()
+        return f"1 seed ({s}): {v}"
+    n_hold = sum(v == HOLDS for v in per_seed.values())
+    detail = ", ".join(f"{s}: {v}" for s, v in per_seed.items())
+    return f"holds in {n_hold} of {len(per_seed)} seeds ({detail})"
+
+
+def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=(), refs=None,
+          alpha: float = DEFAULT_ALPHA, ratio: float = 10.0, outcomes: Mapping | None = None,
+          seeds=None, boot_seed: int = 0, n_boot: int = 10000) -> pd.DataFrame:
+    """The scorecard table (columns COLUMNS): one row per finding, judged on the pooled
+    per-hand outcomes of all seeds, with each seed's own verdict in `seeds`.
+
+    outcomes: {(seed, checkpoint, split): per-hand bool Series/array ordered by hand id}
+    (rlheals.evaluation.outcomes.load_outcomes); refs: one replicate's references or
+    {"seeds": {seed: references}}; tables may carry a `seed` column; boot_seed seeds the
+    paired bootstrap (the config seed).
+    """
+    outcomes = dict(outcomes or {})
+    seed_info = _prepare(eval_table, loss_table, analysis_table, refs, outcomes, seeds)
+    first = next(iter(seed_info.values())).refs if seed_info else {}
+    card = Card(seed_info, outcomes, alpha, ratio, boot_seed, n_boot, list(edits), _chosen_on(first or {}))
+    _locate(card)
+    order = list(seed_info)
+    rows = []
+    for i, rule in RULES.items():
+        verdict, value = rule(card, order)
+        per_seed = {s: rule(card, [s])[0] for s in order} if len(order) > 1 else {order[0]: verdict}
+        rows.append({"finding": i, "claim": CLAIMS[i], "verdict": verdict, "seeds": _seed_summary(per_seed),
+                     "value": value, "chosen_on": _chooser_text(card, i), "figure": FIGURES[i]})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def format_table(card: pd.DataFrame, n_text: str = "") -> str:
     """Plain-text rendering for the end of a run."""
-    lines = ["", "Scorecard of the paper's findings" + (f" ({n_text})" if n_text else ""), "=" * 34]
+    lines = ["", "Scorecard of the paper's findings" + (f" ({n_text})" if n_text else ""), "=" * 34,
+             "(pooled over seeds; paired tests on the same hands: McNemar, bootstrap of gains, Holm where a "
+             "finding takes the best of several)"]
     for r in card.itertuples():
-        lines += [f"[{r.finding}] {r.verdict.upper()}: {r.claim}", f"    {r.value}", f"    figure: {r.figure}"]
+        lines += [f"[{r.finding}] {str(r.verdict).upper()}: {r.claim}"]
+        if "seeds" in card.columns and isinstance(r.seeds, str):
+            lines.append(f"    seeds: {r.seeds}")
+        lines.append(f"    {r.value}")
+        if "chosen_on" in card.columns and isinstance(r.chosen_on, str):
+            lines.append(f"    chosen: {r.chosen_on}")
+        lines.append(f"    figure: {r.figure}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ For every attention and MLP projection (`layers.<i>.{self_attn,mlp}.<type>.weigh
 checkpoint, `rlheals.svd.linalg.compare` gives the relative singular-value change, the
 principal angles between the top-k left and right singular subspaces, the projection
 distances and the split of ‖U₀ₖᵀ ΔW V₀ₖ‖² into scaling (diagonal) and rotation
-(off-diagonal) energy. One row per matrix; angles are in radians.
+(off-diagonal) energy. One row per matrix; angles are in radians. `rlheals.svd.null` adds
+the same measures for a random perturbation of the same Frobenius norm (the null that
+scorecard finding 4 compares with), the spectral gap at k and |Δσ|/σ over the top k.
 
 Weights are read straight from the safetensors files (no model is instantiated), in
 float32 or upcast from bf16; the linear algebra itself runs in float64.
@@ -17,6 +19,7 @@ import os
 import numpy as np
 
 from rlheals.svd.edits import load_tensors, matrix_info
+from rlheals.svd.null import NULL_COLUMNS, null_columns
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +98,14 @@ def analyze(
     labels: dict | None = None,
     backend: str = "auto",
     cache: str | os.PathLike | None = None,
+    seed: int = 0,
 ):
     """Table (pandas) with one row per analysed matrix of `ckpt_dir` against `ref_dir`.
 
     `labels` fills the checkpoint/reference/reference_ckpt columns; `cache` is the
     reference's decomposition from `save_reference`. k is clipped to each matrix's rank
-    (a k_proj of a GQA model can be smaller than the others).
+    (a k_proj of a GQA model can be smaller than the others). `seed` (the config seed) seeds
+    the null perturbations (rlheals.svd.null), one stream per matrix.
     """
     import pandas as pd
 
@@ -124,7 +129,7 @@ def analyze(
     results = linalg.compare(refs, mats, k, backend=backend)
     labels = labels or {}
     rows = []
-    for (name, w0), result in zip(ref.items(), results):
+    for i, ((name, w0), result) in enumerate(zip(ref.items(), results)):
         layer, mtype = matrix_info(name)
         row = {
             "checkpoint": labels.get("checkpoint"), "reference": labels.get("reference"),
@@ -132,9 +137,11 @@ def analyze(
             "rows": w0.shape[0], "cols": w0.shape[1], "k": int(result["k"]),
         }
         row.update({m: float(result[m]) for m in METRICS})
+        row.update(null_columns(w0, cur[name], result, seed, (row["checkpoint"], row["reference"], name), backend,
+                                reference=refs[i]))
         rows.append(row)
     log.info("analysed %d matrices of %s against %s", len(rows), ckpt_dir, ref_dir)
-    return pd.DataFrame(rows, columns=KEY_COLUMNS + METRICS)
+    return pd.DataFrame(rows, columns=KEY_COLUMNS + METRICS + NULL_COLUMNS)
 
 
 def aggregate(paths) -> "pandas.DataFrame":  # noqa: F821
@@ -143,5 +150,5 @@ def aggregate(paths) -> "pandas.DataFrame":  # noqa: F821
 
     frames = [pd.read_csv(p) for p in paths]
     if not frames:
-        return pd.DataFrame(columns=KEY_COLUMNS + METRICS)
+        return pd.DataFrame(columns=KEY_COLUMNS + METRICS + NULL_COLUMNS)
     return pd.concat(frames, ignore_index=True)

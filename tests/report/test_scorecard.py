@@ -1,4 +1,9 @@
-"""Scorecard verdicts on synthetic tables: holds, does not hold and inconclusive cases."""
+"""Scorecard verdicts on synthetic per-hand outcomes: holds, does not hold and inconclusive cases.
+
+Hands are ordered by difficulty and a checkpoint with rate p solves the easiest round(p * n),
+so two checkpoints differ on exactly |k1 - k2| hands, all one way: McNemar's p-value is then
+2^(1 - d) for d discordant hands (d = 5: 0.0625, within noise; d = 6: 0.031, outside).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,19 +11,25 @@ import pandas as pd
 import pytest
 
 from rlheals.report.references import parse_ckpt, resolve, select
-from rlheals.report.scorecard import COLUMNS, FAILS, HOLDS, UNSURE, build, finding1, finding2, finding3, finding4, format_table
+from rlheals.report.scorecard import COLUMNS, FAILS, HOLDS, UNSURE, build, format_table
+from rlheals.svd import linalg
+from rlheals.svd.null import null_columns
 
 N = 400
 
 
-def _table(ood: dict[str, float], n: int = N, id_rate: float = 0.5) -> pd.DataFrame:
-    rows = []
-    for ckpt, rate in ood.items():
-        for split, p in (("id", id_rate), ("ood", rate)):
-            k = int(round(p * n))
-            rows.append({"checkpoint": ckpt, **parse_ckpt(ckpt), "split": split, "n": n, "successes": k,
-                         "success_rate": k / n})
-    return pd.DataFrame(rows)
+def _world(ood_by_seed: dict, n: int = N) -> tuple[pd.DataFrame, dict]:
+    """eval table (seed column) and per-hand outcomes from {seed: {ckpt: OOD rate}}."""
+    rows, outcomes = [], {}
+    ids = [f"eval_ood-{i:05d}" for i in range(n)]
+    for seed, ood in ood_by_seed.items():
+        for ckpt, rate in ood.items():
+            k = int(round(rate * n))
+            outcomes[(seed, ckpt, "ood")] = pd.Series(np.arange(n) < k, index=ids)
+            for split, kk in (("id", n // 2), ("ood", k)):
+                rows.append({"seed": seed, "checkpoint": ckpt, **parse_ckpt(ckpt), "split": split, "n": n,
+                             "successes": kk, "success_rate": kk / n})
+    return pd.DataFrame(rows), outcomes
 
 
 def _loss(steps_losses: dict[int, float]) -> pd.DataFrame:
@@ -26,119 +37,298 @@ def _loss(steps_losses: dict[int, float]) -> pd.DataFrame:
                          "heldout_id_loss": list(steps_losses.values())})
 
 
+def _refs(ood: dict, chosen_on: str | None = None) -> dict:
+    refs = select({c: r for c, r in ood.items() if c.startswith(("sft", "rl"))})
+    if chosen_on:
+        refs["chosen_on"] = chosen_on
+    return refs
+
+
+def _card(ood: dict, loss=None, chosen_on="val_ood", analysis=None, edits=(), seeds=(0,), **kw) -> pd.DataFrame:
+    table, outcomes = _world({s: ood for s in seeds})
+    return build(table, loss, analysis, list(edits), _refs(ood, chosen_on), outcomes=outcomes, **kw)
+
+
+def _verdict(card: pd.DataFrame, finding: int) -> tuple[str, str]:
+    row = card[card["finding"] == finding].iloc[0]
+    return row["verdict"], row["value"]
+
+
 SFT = {"base": 0.0, "sft-100": 0.10, "sft-200": 0.30, "sft-300": 0.20, "sft-400": 0.08}
+LOSS = _loss({100: 1.0, 200: 0.5, 300: 0.3, 400: 0.2})
 
 
 # ---------------------------------------------------------------- finding 1
 def test_f1_holds_when_peak_is_early_and_loss_misses_it():
-    v, text = finding1(_table(SFT), _loss({100: 1.0, 200: 0.5, 300: 0.3, 400: 0.2}), 0.05)
-    assert v == HOLDS and "step 200" in text and "step 400" in text
+    v, text = _verdict(_card(SFT, LOSS), 1)
+    assert v == HOLDS and "step 200" in text and "McNemar" in text
 
 
-def test_f1_fails_when_ood_peaks_at_the_end():
-    v, _ = finding1(_table({"sft-100": 0.1, "sft-200": 0.2, "sft-300": 0.3}), _loss({100: 1, 200: 0.5, 300: 0.2}), 0.05)
-    assert v == FAILS
+def test_f1_peak_chosen_on_the_report_hands_pays_for_the_choice():
+    """A 6-hand drop (p = 2/64) holds for a peak chosen on validation hands but not after Holm
+    over the 3 candidate lengths when the peak was picked on the same hands (3 * 2/64 > 0.05)."""
+    ood = {"sft-100": 0.05, "sft-200": 0.05 + 6 / N, "sft-300": 0.05, "sft-400": 0.05}
+    loss = _loss({100: 1.0, 200: 0.5, 300: 0.3, 400: 0.2})
+    assert _verdict(_card(ood, loss, chosen_on="val_ood"), 1)[0] == HOLDS
+    v, text = _verdict(_card(ood, loss, chosen_on=None), 1)
+    assert v == UNSURE and "Holm over 3 candidate SFT lengths" in text
+    card = _card(ood, loss, chosen_on=None)
+    assert "chosen on eval (the report hands)" in card["chosen_on"].iloc[0]
+    assert "chosen on val_ood (validation hands)" in _card(ood, loss)["chosen_on"].iloc[0]
 
 
-def test_f1_fails_when_loss_picks_the_peak():
-    v, text = finding1(_table(SFT), _loss({100: 1.0, 200: 0.1, 300: 0.3, 400: 0.2}), 0.05)
-    assert v == FAILS and "picks the peak" in text
+def test_f1_fails_only_outside_noise():
+    rising = {"sft-100": 0.1, "sft-200": 0.2, "sft-300": 0.3}
+    loss = _loss({100: 1, 200: 0.5, 300: 0.2})
+    v, text = _verdict(_card(rising, loss), 1)
+    assert v == FAILS and "above every earlier length" in text
+    # OOD highest at the end but within noise of the earlier lengths: not "does not hold"
+    flat = {"sft-100": 0.100, "sft-200": 0.105, "sft-300": 0.11}
+    assert _verdict(_card(flat, loss), 1)[0] == UNSURE
 
 
-def test_f1_inconclusive_within_noise():
-    small = {"sft-100": 0.10, "sft-200": 0.13, "sft-300": 0.11}
-    v, _ = finding1(_table(small, n=100), _loss({100: 1.0, 200: 0.5, 300: 0.2}), 0.05)
-    assert v == UNSURE
-    v, _ = finding1(_table(SFT), None, 0.05)
-    assert v == UNSURE
+def test_f1_loss_picking_the_peak_fails_only_when_it_stands_out():
+    v, text = _verdict(_card(SFT, _loss({100: 1.0, 200: 0.1, 300: 0.3, 400: 0.2})), 1)
+    assert v == FAILS and "lowest-loss checkpoint is above every other" in text
+    close = {**SFT, "sft-100": 0.30 - 4 / N}  # the loss picks the peak, but sft-100 is within 4 hands
+    assert _verdict(_card(close, _loss({100: 1.0, 200: 0.1, 300: 0.3, 400: 0.2})), 1)[0] == UNSURE
+
+
+def test_f1_inconclusive_without_loss():
+    assert _verdict(_card(SFT, None), 1)[0] == UNSURE
 
 
 # ---------------------------------------------------------------- findings 2 and 3
-def _rl(gains: dict[int, float], base=SFT, algo="grpo", steps=(50, 100)):
+def _rl(gains: dict[int, float], base=SFT, algo="grpo", steps=(50, 100)) -> dict:
     ood = dict(base)
     for step, after in gains.items():
         for s in steps:
-            ood[f"rl-{algo}-{step}-{s}"] = after if s == steps[-1] else np.nan
-    return {k: v for k, v in ood.items() if not (isinstance(v, float) and np.isnan(v))}
+            ood[f"rl-{algo}-{step}-{s}"] = after if s == steps[-1] else base.get(f"sft-{step}", 0.0)
+    return ood
 
 
 def test_f2_holds_with_partial_recovery():
-    v, text = finding2(_table(_rl({300: 0.26, 400: 0.12})), 0.05)
-    assert v == HOLDS and "recovered 60%*" in text
+    v, text = _verdict(_card(_rl({300: 0.26, 400: 0.12}), LOSS), 2)
+    assert v == HOLDS and "grpo from 300: 20.0->26.0% (recovered 60%" in text
 
 
-def test_f2_fails_when_rl_exceeds_the_peak():
-    v, text = finding2(_table(_rl({300: 0.45})), 0.05)
+def test_f2_ignores_forks_started_before_the_peak():
+    ood = _rl({100: 0.29, 300: 0.20, 400: 0.08})  # only the fork before the peak rises
+    v, text = _verdict(_card(ood, LOSS), 2)
+    assert v == UNSURE and "grpo from 100 (at or before the OOD peak)" in text
+
+
+def test_f2_ignores_forks_whose_start_is_not_below_the_peak():
+    base = {**SFT, "sft-300": 0.30 - 4 / N}
+    v, text = _verdict(_card(_rl({300: 0.30, 400: 0.08}, base=base), LOSS), 2)
+    assert "grpo from 300 (start not below the peak outside noise)" in text and v == UNSURE
+
+
+def test_f2_fails_when_rl_exceeds_the_peak_or_every_fork_falls():
+    v, text = _verdict(_card(_rl({300: 0.45}), LOSS), 2)
     assert v == FAILS and "exceeds" in text
+    v, text = _verdict(_card(_rl({300: 0.10, 400: 0.02}), LOSS), 2)
+    assert v == FAILS and "lowers OOD" in text
 
 
-def test_f2_fails_when_no_fork_rises():
-    v, _ = finding2(_table(_rl({300: 0.15, 400: 0.05})), 0.05)
-    assert v == FAILS
+def test_f2_inconclusive_within_noise_or_without_forks():
+    assert _verdict(_card(_rl({300: 0.21, 400: 0.09}), LOSS), 2)[0] == UNSURE
+    assert _verdict(_card(SFT, LOSS), 2)[0] == UNSURE
 
 
-def test_f2_inconclusive_within_noise():
-    v, _ = finding2(_table(_rl({300: 0.21, 400: 0.09})), 0.05)
-    assert v == UNSURE
-    assert finding2(_table(SFT), 0.05)[0] == UNSURE  # no forks
+def test_f2_holm_over_forks():
+    """One fork up by 7 hands (p = 2/128 = 0.016): holds alone, not among four counted forks (4 * 0.016 > 0.05)."""
+    base = {"sft-100": 0.30, "sft-200": 0.10, "sft-300": 0.10, "sft-400": 0.10, "sft-500": 0.10}
+    loss = _loss({100: 1, 200: 0.9, 300: 0.8, 400: 0.7, 500: 0.6})
+    alone = _rl({200: 0.10 + 7 / N}, base=base)
+    assert _verdict(_card(alone, loss), 2)[0] == HOLDS
+    many = _rl({200: 0.10 + 7 / N, 300: 0.10, 400: 0.10, 500: 0.10}, base=base)
+    v, text = _verdict(_card(many, loss), 2)
+    assert v == UNSURE and "Holm p=0.0625" in text
+
+
+WIN = {"base": 0.0, "sft-100": 0.10, "sft-200": 0.30, "sft-300": 0.20, "sft-400": 0.15, "sft-500": 0.08}
+WIN_LOSS = _loss({100: 1.0, 200: 0.5, 300: 0.3, 400: 0.2, 500: 0.1})
 
 
 def test_f3_window_holds():
-    v, text = finding3(_table(_rl({100: 0.10, 300: 0.33, 400: 0.09})), 0.05)
-    assert v == HOLDS and "best interior fork 300" in text
+    ood = _rl({300: 0.22, 400: 0.27, 500: 0.09}, base=WIN)
+    v, text = _verdict(_card(ood, WIN_LOSS), 3)
+    assert v == HOLDS and "best interior fork grpo 400" in text and "bootstrap" in text
+
+
+def test_f3_a_fork_before_the_peak_is_not_an_end():
+    """A fork from 100 (before the peak) gaining little would make 300 'interior'; it is left out."""
+    ood = _rl({100: 0.11, 300: 0.22, 400: 0.27, 500: 0.09}, base=WIN)
+    assert _verdict(_card(ood, WIN_LOSS), 3)[0] == HOLDS
+    ood = _rl({100: 0.11, 300: 0.35, 400: 0.20, 500: 0.09}, base=WIN)  # 300 is the counted first fork
+    v, text = _verdict(_card(ood, WIN_LOSS), 3)
+    assert v == FAILS and "grpo 300" in text
 
 
 def test_f3_fails_when_an_end_recovers_most():
-    v, _ = finding3(_table(_rl({100: 0.10, 300: 0.21, 400: 0.25})), 0.05)
-    assert v == FAILS
+    ood = _rl({300: 0.22, 400: 0.20, 500: 0.25}, base=WIN)
+    assert _verdict(_card(ood, WIN_LOSS), 3)[0] == FAILS
 
 
 def test_f3_inconclusive_with_two_forks_or_noise():
-    assert finding3(_table(_rl({300: 0.28, 400: 0.09})), 0.05)[0] == UNSURE
-    assert finding3(_table(_rl({100: 0.10, 300: 0.21, 400: 0.085})), 0.05)[0] == UNSURE
+    assert _verdict(_card(_rl({300: 0.28, 400: 0.20}, base=WIN), WIN_LOSS), 3)[0] == UNSURE
+    ood = _rl({300: 0.21, 400: 0.16, 500: 0.09}, base=WIN)  # gains of 4 hands each
+    assert _verdict(_card(ood, WIN_LOSS), 3)[0] == UNSURE
+
+
+def test_f3_bootstrap_is_seeded():
+    ood = _rl({300: 0.22, 400: 0.27, 500: 0.09}, base=WIN)
+    a = _card(ood, WIN_LOSS, boot_seed=3, n_boot=500)
+    b = _card(ood, WIN_LOSS, boot_seed=3, n_boot=500)
+    assert a.equals(b)
 
 
 # ---------------------------------------------------------------- finding 4
-def _analysis(sigma: float, angle: float, ckpt="sft-400", ref_ckpt="sft-200") -> pd.DataFrame:
-    rows = [{"checkpoint": ckpt, "reference": "sft_best", "reference_ckpt": ref_ckpt, "layer": layer, "matrix": m,
-             "sigma_rel_change_mean": sigma, "angle_left_mean": angle, "angle_right_mean": angle}
-            for layer in range(2) for m in ("q_proj", "down_proj")]
-    return pd.DataFrame(rows)
-
-
 EDITS = [
     {"name": "dirs", "kind": "directions", "donor": "sft_best", "target": "sft_last", "k": 4},
     {"name": "vals", "kind": "values", "donor": "sft_best", "target": "sft_last", "k": 4},
 ]
-REFS = {"sft_best": "sft-200", "sft_last": "sft-400", "rl_best": None}
 
 
-def test_f4_holds():
-    table = _table({**SFT, "edit-dirs": 0.2, "edit-vals": 0.08})
-    v, text = finding4(table, _analysis(0.004, 0.5), EDITS, REFS, 0.05, 10)
-    assert v == HOLDS and "sft-400 vs sft_best (sft-200)" in text
+def _rows(pairs, k=4, ckpt="sft-400", ref_ckpt="sft-200", seed=0):
+    """Analysis rows (with the null columns) computed from real (W0, W) pairs."""
+    rows = []
+    for i, (w0, w) in enumerate(pairs):
+        res = linalg.compare(w0, w, k)
+        row = {"checkpoint": ckpt, "reference": "sft_best", "reference_ckpt": ref_ckpt, "name": f"m{i}",
+               "layer": i, "matrix": "q_proj", "k": k,
+               **{m: res[m] for m in ("sigma_rel_change_mean", "angle_left_mean", "angle_right_mean")}}
+        row.update(null_columns(w0, w, res, seed, (ckpt, "sft_best", f"m{i}")))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def test_f4_fails_on_either_part():
-    table = _table({**SFT, "edit-dirs": 0.2, "edit-vals": 0.08})
-    assert finding4(table, _analysis(0.2, 0.05), EDITS, REFS, 0.05, 10)[0] == FAILS  # sigma moves more
-    table = _table({**SFT, "edit-dirs": 0.05, "edit-vals": 0.2})
-    assert finding4(table, _analysis(0.004, 0.5), EDITS, REFS, 0.05, 10)[0] == FAILS  # values win
+def _spectrum_matrix(rng, m=40, n=30, decay=0.97):
+    u, _ = np.linalg.qr(rng.standard_normal((m, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return (u * decay ** np.arange(n)) @ v.T  # small gaps everywhere: angles move easily
 
 
-def test_f4_inconclusive_without_edits_or_within_noise():
-    assert finding4(_table(SFT), _analysis(0.004, 0.5), EDITS, REFS, 0.05, 10)[0] == UNSURE
-    table = _table({**SFT, "edit-dirs": 0.10, "edit-vals": 0.09})
-    assert finding4(table, _analysis(0.004, 0.5), EDITS, REFS, 0.05, 10)[0] == UNSURE
+def _noise_pairs(n_mats=30, size=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_mats):
+        w0 = _spectrum_matrix(rng)
+        e = rng.standard_normal(w0.shape)
+        out.append((w0, w0 + size * np.linalg.norm(w0) * e / np.linalg.norm(e)))
+    return out
 
 
-def test_build_has_the_documented_columns():
-    table = _table({**_rl({100: 0.10, 300: 0.33, 400: 0.09}), "edit-dirs": 0.2, "edit-vals": 0.08})
-    card = build(table, _loss({100: 1.0, 200: 0.5, 300: 0.3, 400: 0.2}), _analysis(0.004, 0.5), EDITS, REFS)
+def _rotation_pairs(n_mats=30, size=0.02, seed=0):
+    """W = Q W0 with Q orthogonal: the singular values stay exactly, the left vectors rotate."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_mats):
+        w0 = _spectrum_matrix(rng)
+        a = rng.standard_normal((40, 40))
+        out.append((w0, scipy.linalg.expm(size * (a - a.T) / 2) @ w0))
+    return out
+
+
+def _scaling_pairs(n_mats=30, size=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_mats):
+        w0 = _spectrum_matrix(rng)
+        u, s, vh = np.linalg.svd(w0, full_matrices=False)
+        out.append((w0, (u * (s * (1 + size * rng.standard_normal(s.size)))) @ vh))
+    return out
+
+
+F4 = {**SFT, "edit-dirs": 0.20, "edit-vals": 0.08}
+
+
+def test_f4_pure_noise_does_not_pass_the_spectral_part():
+    """A random perturbation has 'large angles, small dsigma' (the old rule passed it) but
+    rotates exactly as much as the null: the spectral part must not hold."""
+    rows = _rows(_noise_pairs())
+    angle = np.sin((rows["angle_left_mean"] + rows["angle_right_mean"]) / 2).mean()
+    assert angle >= 10 * rows["sigma_rel_change_topk"].mean()  # the old rule's condition holds
+    v, text = _verdict(_card(F4, LOSS, analysis=rows, edits=EDITS), 4)
+    assert v != HOLDS and "not beyond a random perturbation" in text
+
+
+def test_f4_holds_for_a_pure_rotation():
+    rows = _rows(_rotation_pairs())
+    v, text = _verdict(_card(F4, LOSS, analysis=rows, edits=EDITS), 4)
+    assert v == HOLDS, text
+    assert "sft_last vs sft_best" in text and "spectral gap at k" in text and "(all " in text
+
+
+def test_f4_fails_for_a_pure_scaling():
+    v, text = _verdict(_card(F4, LOSS, analysis=_rows(_scaling_pairs()), edits=EDITS), 4)
+    assert v == FAILS, text
+
+
+def test_f4_edit_part_both_against_the_target():
+    rows = _rows(_rotation_pairs())
+    v, text = _verdict(_card({**SFT, "edit-dirs": 0.05, "edit-vals": 0.20}, LOSS, analysis=rows, edits=EDITS), 4)
+    assert v == FAILS and "directions vs target" in text and "values vs target" in text
+    # directions above values but not above the target (sft-400 at 8%): not a recovery
+    v, _ = _verdict(_card({**SFT, "edit-dirs": 0.08, "edit-vals": 0.02}, LOSS, analysis=rows, edits=EDITS), 4)
+    assert v == UNSURE
+    v, _ = _verdict(_card({**SFT, "edit-dirs": 0.10, "edit-vals": 0.095}, LOSS, analysis=rows, edits=EDITS), 4)
+    assert v == UNSURE
+
+
+def test_f4_needs_the_pair_at_equal_k():
+    rows = _rows(_rotation_pairs())
+    unequal = [EDITS[0], {**EDITS[1], "k": 8}]
+    v, text = _verdict(_card(F4, LOSS, analysis=rows, edits=unequal), 4)
+    assert v == UNSURE and "same donor, target and k" in text
+
+
+def test_f4_without_null_columns_is_inconclusive():
+    rows = _rows(_rotation_pairs()).drop(columns=["null_angle_mean"])
+    v, text = _verdict(_card(F4, LOSS, analysis=rows, edits=EDITS), 4)
+    assert v == UNSURE and "null columns" in text
+
+
+# ---------------------------------------------------------------- seeds
+def test_pooled_over_seeds_and_reported_per_seed():
+    """Each seed recovers 4 hands (p = 0.125 alone); pooled, 12 vs 0 discordant hands hold."""
+    weak = _rl({300: 0.20 + 4 / N})
+    table, outcomes = _world({0: weak, 1: weak, 2: weak})
+    refs = {"seeds": {str(s): _refs(weak, "val_ood") for s in range(3)}}
+    losses = pd.concat([LOSS.assign(seed=s) for s in range(3)], ignore_index=True)
+    card = build(table, losses, None, [], refs, outcomes=outcomes)
+    v, text = _verdict(card, 2)
+    assert v == HOLDS and "12 vs 0 discordant" in text
+    assert card.loc[card["finding"] == 2, "seeds"].iloc[0].startswith("holds in 0 of 3 seeds")
+
+
+def test_per_seed_counts_and_own_references():
+    good, flat = _rl({300: 0.26, 400: 0.12}), _rl({300: 0.20, 400: 0.08})
+    late = {**_rl({300: 0.26, 400: 0.12}), "sft-200": 0.15, "sft-300": 0.32}  # its peak is 300
+    table, outcomes = _world({0: good, 1: good, 2: flat, 3: late})
+    refs = {"seeds": {str(s): _refs(o, "val_ood") for s, o in enumerate([good, good, flat, late])}}
+    card = build(table, LOSS, None, [], refs, outcomes=outcomes)
+    seeds = card.loc[card["finding"] == 2, "seeds"].iloc[0]
+    assert seeds == "holds in 3 of 4 seeds (0: holds, 1: holds, 2: inconclusive, 3: holds)"
+    assert _verdict(card, 2)[0] == HOLDS
+    # seed 3's own peak is at 300: its fork from 300 is left out, the one from 400 recovers
+    alone = build(table, LOSS, None, [], refs, outcomes=outcomes, seeds=[3])
+    v, text = _verdict(alone, 2)
+    assert v == HOLDS and "grpo from 300 (at or before the OOD peak)" in text and "grpo from 400: 8.0->12.0%" in text
+
+
+# ---------------------------------------------------------------- table
+def test_build_has_the_documented_columns_and_prints():
+    ood = {**_rl({300: 0.22, 400: 0.27, 500: 0.09}, base=WIN), "edit-dirs": 0.2, "edit-vals": 0.02}
+    card = _card(ood, WIN_LOSS, analysis=_rows(_rotation_pairs(), ckpt="sft-500"),
+                 edits=[{**e, "k": 4} for e in EDITS])
     assert list(card.columns) == COLUMNS and card["finding"].tolist() == [1, 2, 3, 4]
-    assert card["verdict"].tolist() == [HOLDS] * 4
+    assert card["verdict"].tolist() == [HOLDS] * 4, card["value"].tolist()
     text = format_table(card)
-    assert "[3] HOLDS" in text and "figure: rl_forks.png" in text
+    assert "[3] HOLDS" in text and "figure: rl_forks.png" in text and "seeds: 1 seed (0): holds" in text
 
 
 # ---------------------------------------------------------------- references

@@ -9,7 +9,7 @@ import torch
 
 from tolerances import identical_bounds
 
-from rlheals.svd.analysis import METRICS, aggregate, analyze, load_matrices, save_reference
+from rlheals.svd.analysis import METRICS, NULL_COLUMNS, aggregate, analyze, load_matrices, save_reference
 
 torch.set_num_threads(1)
 TYPES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -74,6 +74,11 @@ def test_analysis_table_matches_numpy(models, tmp_path, use_cache):
             scale = w2 if key.endswith("energy") else 1.0
             assert getattr(row, key) == pytest.approx(value, rel=1e-8, abs=64 * eps * scale), (row.name, key)
     assert table[METRICS].notna().all().all()
+    # the same-size random null rides along, one row per matrix
+    assert table[NULL_COLUMNS].notna().all().all()
+    for row in table.itertuples():
+        assert row.delta_norm == pytest.approx(np.linalg.norm(cur[row.name].astype(np.float64) - ref[row.name]), rel=1e-12)
+        assert 0 < row.spectral_gap_k <= 1 and row.null_angle_mean > 0
 
 
 def test_identical_models_have_no_drift(models):
