@@ -70,7 +70,7 @@ def summary(run: Path, note: str = "") -> str:
         *([note, ""] if note else []),
         "## Scorecard",
         "",
-        _markdown(card[["finding", "verdict", "claim", "value"]]),
+        _markdown(card[[c for c in ("finding", "verdict", "seeds", "claim", "value", "chosen_on") if c in card]]),
         "",
         "## Success per checkpoint (percent, Wilson interval, successes/hands)",
         "",

@@ -560,7 +560,8 @@ def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=
     outcomes = dict(outcomes or {})
     seed_info = _prepare(eval_table, loss_table, analysis_table, refs, outcomes, seeds)
     first = next(iter(seed_info.values())).refs if seed_info else {}
-    card = Card(seed_info, outcomes, alpha, ratio, boot_seed, n_boot, list(edits), _chosen_on(first or {}))
+    top = refs if refs and ("chosen_on" in refs or "split" in refs) else first  # file-wide or per seed
+    card = Card(seed_info, outcomes, alpha, ratio, boot_seed, n_boot, list(edits), _chosen_on(top or {}))
     _locate(card)
     order = list(seed_info)
     rows = []

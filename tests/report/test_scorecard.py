@@ -303,6 +303,10 @@ def test_pooled_over_seeds_and_reported_per_seed():
     v, text = _verdict(card, 2)
     assert v == HOLDS and "12 vs 0 discordant" in text
     assert card.loc[card["finding"] == 2, "seeds"].iloc[0].startswith("holds in 0 of 3 seeds")
+    assert "chosen on val_ood (validation hands)" in card["chosen_on"].iloc[0]
+    # the split may also be named once for the whole file
+    refs = {"seeds": {str(s): _refs(weak) for s in range(3)}, "chosen_on": {"sft_best": "val_ood"}}
+    assert "chosen on val_ood" in build(table, losses, None, [], refs, outcomes=outcomes)["chosen_on"].iloc[0]
 
 
 def test_per_seed_counts_and_own_references():
