@@ -73,6 +73,21 @@ def eval_ckpt_ids():
     return ["base"] + sft_ckpt_ids() + rl_ckpt_ids(config["evaluation"]["rl_intermediate"]) + edit_ckpt_ids()
 
 
+# Splits: id and ood report (data sets eval_id, eval_ood); val_id and val_ood decide every
+# choice (sft_best, rl_best, hence the edit donors), on the checkpoints chosen among.
+REPORT_SPLITS = ["id", "ood"]
+VAL_SPLITS = ["val_id", "val_ood"]
+SELECTION_SPLIT = "val_ood"
+SPLIT_DATA = {"id": "eval_id", "ood": "eval_ood", "val_id": "val_id", "val_ood": "val_ood"}
+
+
+def eval_splits(ckpt):
+    """Splits a checkpoint is evaluated on: the reported ones, plus validation for the
+    checkpoints a reference is chosen among (every SFT length, every fork's end)."""
+    chosen_among = set(sft_ckpt_ids()) | set(rl_ckpt_ids(False))
+    return REPORT_SPLITS + (VAL_SPLITS if ckpt in chosen_among else [])
+
+
 def trained_ckpt_ids():
     """Checkpoints produced by training (analysed against the references)."""
     return sft_ckpt_ids() + rl_ckpt_ids(True)
@@ -202,5 +217,5 @@ wildcard_constraints:
     ckpt=r"base|sft-\d+|rl-(grpo|rloo)-\d+-\d+|edit-[a-z0-9_-]+",
     step=r"\d+",
     algo=r"grpo|rloo",
-    split=r"id|ood",
+    split=r"id|ood|val_id|val_ood",
     seed=r"\d+",

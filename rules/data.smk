@@ -1,7 +1,8 @@
-# data stage: the six JSONL data sets (SFT, held-out, RL prompts, ID/OOD evaluation).
+# data stage: the eight JSONL data sets (SFT, held-out, RL prompts, ID/OOD validation and
+# evaluation), kept apart by problem (rlheals.data.splits).
 # The pretraining corpus of the tiny base model has its own rule (base stage).
 
-DATA_SETS = ["sft_train", "sft_heldout_id", "sft_heldout_ood", "rl_prompts", "eval_id", "eval_ood"]
+DATA_SETS = ["sft_train", "sft_heldout_id", "sft_heldout_ood", "rl_prompts", "val_id", "val_ood", "eval_id", "eval_ood"]
 
 
 rule prepare_data:
@@ -10,6 +11,8 @@ rule prepare_data:
         sft_heldout_id=data_file("sft_heldout_id"),
         sft_heldout_ood=data_file("sft_heldout_ood"),
         rl_prompts=data_file("rl_prompts"),
+        val_id=data_file("val_id"),
+        val_ood=data_file("val_ood"),
         eval_id=data_file("eval_id"),
         eval_ood=data_file("eval_ood"),
     params:

@@ -1,5 +1,7 @@
-# evaluate stage: every checkpoint on the fixed ID and OOD hands, the aggregate table, and
-# the named references (sft_best, sft_last, rl_best) that the analysis and edits resolve.
+# evaluate stage: every checkpoint on the fixed ID and OOD hands (they only report), the
+# checkpoints a choice is made among (SFT, RL fork ends) on the validation hands too, the
+# aggregate table, and the named references (sft_best, sft_last, rl_best), chosen on the
+# validation hands, that the analysis and edits resolve.
 
 
 rule evaluate:
@@ -7,11 +9,14 @@ rule evaluate:
         model=lambda wc: model_dir(wc.ckpt, wc.seed),
         eval_id=data_file("eval_id"),
         eval_ood=data_file("eval_ood"),
+        val_id=data_file("val_id"),
+        val_ood=data_file("val_ood"),
     output:
         summary=eval_summary("{ckpt}", "{seed}"),
         replies=eval_replies("{ckpt}", "{seed}"),
     params:
         evaluation=section("evaluation", drop=("rl_intermediate", "alpha")),
+        splits=lambda wc: eval_splits(wc.ckpt),
         prompt_style=config["model"]["prompt_style"],
         seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
@@ -60,6 +65,7 @@ checkpoint select_references:
     params:
         ckpts=lambda wc: sft_ckpt_ids() + rl_ckpt_ids(False),
         rl_final_step=config["rl"]["steps"],
+        split=SELECTION_SPLIT,
         code=code_version("select_references"),
     log:
         "logs/select_references/s{seed}.log",

@@ -1,4 +1,5 @@
-"""Snakemake entry point of rule evaluate: one checkpoint on the ID and OOD hands (rlheals.evaluation.evaluate)."""
+"""Snakemake entry point of rule evaluate: one checkpoint on the ID and OOD hands, and on
+the validation hands where a choice needs it (rlheals.evaluation.evaluate)."""
 import logging
 import sys
 
@@ -13,7 +14,7 @@ opts = EvalOptions.from_config(dict(snakemake.params.evaluation), snakemake.para
 logging.getLogger(__name__).info("evaluating %s with %s", snakemake.input.model, opts)
 evaluate_checkpoint(
     snakemake.input.model,
-    {"id": snakemake.input.eval_id, "ood": snakemake.input.eval_ood},
+    {split: snakemake.input[{"id": "eval_id", "ood": "eval_ood"}.get(split, split)] for split in snakemake.params.splits},
     opts,
     snakemake.output.summary,
     snakemake.output.replies,

@@ -1,7 +1,10 @@
 """Copy a finished run's scorecard, main figures and key numbers into docs/results/.
 
 The README shows docs/results/ so that a visitor sees the default run's result before
-running anything. Usage (also `make publish RUN=<run folder>`):
+running anything: the CPU it ran on (lscpu's model name), the commit, every seed
+replicate's success per checkpoint with their mean and spread, and the stage times
+(wall and CPU seconds from Snakemake's benchmark files, plus the wall time the CPU
+seconds imply on 2 idle cores). Usage (also `make publish RUN=<run folder>`):
 
     python workflow_scripts/publish_results.py [--run .] [--out docs/results]
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +26,11 @@ COPIED = {
     "results/tables/eval.csv": "eval.csv",
     "results/figures/sft_curves.png": "sft_curves.png",
     "results/figures/rl_forks.png": "rl_forks.png",
+    "results/figures/edits.png": "edits.png",
+    "results/tables/references.json": "references.json",
 }
+# What a row of the published success table shows: (column of eval.csv's split, label).
+SHOWN = [("id", "unseen", "ID unseen"), ("id", "seen", "ID seen"), ("id", None, "ID all"), ("ood", None, "OOD")]
 
 
 def _pct(x: float) -> str:
@@ -37,54 +45,132 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
+def _rate_columns(part: str | None) -> tuple[str, str, str]:
+    return ("successes", "n", "success_rate") if part is None else (f"{part}_successes", f"{part}_n", f"{part}_rate")
+
+
 def eval_rows(eval_csv: Path) -> pd.DataFrame:
-    """One row per checkpoint: ID and OOD success with their intervals (percent)."""
+    """One row per checkpoint: ID (unseen, seen, all) and OOD success. One seed: percent,
+    Wilson interval, successes/hands. Several: the mean over seeds, the min-max spread,
+    and each seed's successes/hands."""
     table = pd.read_csv(eval_csv)
+    if "seed" not in table:
+        table["seed"] = 0
+    seeds = sorted(table["seed"].unique())
     out = []
     for ckpt, rows in table.groupby("checkpoint", sort=False):
         row = {"checkpoint": ckpt}
-        for r in rows.itertuples():
-            row[r.split.upper()] = f"{_pct(r.success_rate)} [{_pct(r.ci_low)}, {_pct(r.ci_high)}] ({r.successes}/{r.n})"
+        for split, part, label in SHOWN:
+            k_col, n_col, rate_col = _rate_columns(part)
+            sub = rows[rows["split"] == split].sort_values("seed")
+            if sub.empty or k_col not in sub or sub[n_col].fillna(0).eq(0).all():
+                continue
+            if len(seeds) == 1:
+                r = sub.iloc[0]
+                low, high = (r["ci_low"], r["ci_high"]) if part is None else (r[f"{part}_ci_low"], r[f"{part}_ci_high"])
+                row[label] = f"{_pct(r[rate_col])} [{_pct(low)}, {_pct(high)}] ({int(r[k_col])}/{int(r[n_col])})"
+            else:
+                rates = sub[rate_col]
+                counts = " ".join(f"{int(k)}" for k in sub[k_col])
+                row[label] = (f"{_pct(rates.mean())} ({_pct(rates.min())}-{_pct(rates.max())}) "
+                              f"[{counts} of {int(sub[n_col].iloc[0])}]")
         out.append(row)
     return pd.DataFrame(out).fillna("")
 
 
+def spread_line(eval_csv: Path) -> str:
+    """How far the replicates are apart: the largest min-max range of a success rate."""
+    table = pd.read_csv(eval_csv)
+    if "seed" not in table or table["seed"].nunique() < 2:
+        return ""
+    widest = []
+    for split, part, label in SHOWN:
+        k_col, n_col, rate_col = _rate_columns(part)
+        sub = table[table["split"] == split]
+        if rate_col not in sub:
+            continue
+        rng = sub.groupby("checkpoint")[rate_col].agg(lambda r: r.max() - r.min())
+        if rng.notna().any():
+            widest.append(f"{label} up to {_pct(rng.max())} points ({rng.idxmax()})")
+    return (f"Seed spread ({table['seed'].nunique()} replicates: seeds {', '.join(map(str, sorted(table['seed'].unique())))}; "
+            "same data and evaluation hands, independent training): widest min-max range per rate: "
+            + "; ".join(widest) + ".")
+
+
 def stage_times(bench_dir: Path) -> pd.DataFrame:
-    """Wall seconds per rule, summed over its jobs, from Snakemake's benchmark files."""
+    """Wall and CPU seconds per rule, summed over its jobs, from Snakemake's benchmark files."""
     rows = []
     for rule_dir in sorted(p for p in bench_dir.glob("*") if p.is_dir()):
         files = sorted(rule_dir.glob("*.tsv"))
         if files:
-            secs = sum(float(pd.read_csv(f, sep="\t")["s"].iloc[0]) for f in files)
-            rows.append({"rule": rule_dir.name, "jobs": len(files), "seconds": round(secs, 1)})
-    return pd.DataFrame(rows, columns=["rule", "jobs", "seconds"])
+            frames = [pd.read_csv(f, sep="\t") for f in files]
+            secs = sum(float(f["s"].iloc[0]) for f in frames)
+            cpu = sum(float(f["cpu_time"].iloc[0]) for f in frames if "cpu_time" in f)
+            rows.append({"rule": rule_dir.name, "jobs": len(files), "wall_s": round(secs, 1), "cpu_s": round(cpu, 1)})
+    return pd.DataFrame(rows, columns=["rule", "jobs", "wall_s", "cpu_s"])
+
+
+def cpu_model() -> str:
+    """lscpu's model name of this machine (where `make publish` runs, normally the run's)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown CPU"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def summary(run: Path, note: str = "") -> str:
     card = pd.read_csv(run / "results/tables/scorecard.csv")
+    eval_csv = run / "results/tables/eval.csv"
+    n_seeds = pd.read_csv(eval_csv)["seed"].nunique() if "seed" in pd.read_csv(eval_csv, nrows=1) else 1
+    card_cols = [c for c in ("seed", "finding", "verdict", "seeds", "claim", "value", "chosen_on") if c in card]
     parts = [
         "# Results of the default run",
         "",
         "Generated by `workflow_scripts/publish_results.py` from a finished run; do not edit by hand.",
+        f"Made on: {cpu_model()} (lscpu model name), commit {commit()}.",
         "",
         *([note, ""] if note else []),
         "## Scorecard",
         "",
-        _markdown(card[[c for c in ("finding", "verdict", "seeds", "claim", "value", "chosen_on") if c in card]]),
+        _markdown(card[card_cols]),
         "",
-        "## Success per checkpoint (percent, Wilson interval, successes/hands)",
+        "## Success per checkpoint",
         "",
-        _markdown(eval_rows(run / "results/tables/eval.csv")),
+        ("Percent, Wilson interval, successes/hands." if n_seeds == 1 else
+         "Percent: mean over seeds (min-max over seeds) [each seed's successes of the hands]."),
+        "ID unseen: problems (numbers under the rule) no SFT or RL hand has; ID seen: problems a training hand has "
+        "(the paper's ID setting); OOD problems are never trained on.",
+        "",
+        _markdown(eval_rows(eval_csv)),
+        "",
+        spread_line(eval_csv),
         "",
         "![SFT curves](sft_curves.png)",
         "",
         "![RL forks](rl_forks.png)",
+        "",
+        "![Edits](edits.png)",
     ]
     bench = run / "benchmarks"
     if bench.is_dir():
         times = stage_times(bench)
-        parts += ["", f"## Stage times (seconds, jobs run one after another; total {times['seconds'].sum():.0f} s)", "",
-                  _markdown(times)]
+        cpu = times["cpu_s"].sum()
+        parts += ["", f"## Stage times (sum over jobs: wall {times['wall_s'].sum():.0f} s, CPU {cpu:.0f} s)", "",
+                  _markdown(times), "",
+                  f"CPU seconds / 2 = {cpu / 2:.0f} s ({cpu / 120:.1f} min): the wall time on 2 idle cores if both are "
+                  "busy the whole run (jobs use one thread each by default), without Snakemake's own overhead."]
     return "\n".join(parts) + "\n"
 
 

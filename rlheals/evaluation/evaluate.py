@@ -11,8 +11,10 @@ count of each hand's final outcome (`n_correct`, `n_partial`, `n_wrong_value`,
 `n_wrong_numbers`, `n_illegal_formula`, `n_format_error`) and `solved_at_<i>`, the
 number of hands first solved at attempt i, and the graded skill of the first replies:
 `face_cards`, `face_as_rule`, `face_as_10` and the shares `face_rule_rate`,
-`face_10_rate` (rlheals.task.reading). Every attempt's prompt, reply and verdict is kept
-in replies.jsonl.
+`face_10_rate` (rlheals.task.reading). Where the hands say whether their problem (the
+numbers under the rule) was seen in training (`seen`, from rlheals.data.splits), the row
+adds success on seen and on unseen problems apart (`seen_*`, `unseen_*`). Every
+attempt's prompt, reply and verdict is kept in replies.jsonl.
 """
 from __future__ import annotations
 
@@ -88,7 +90,8 @@ def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, spl
             rows.append(
                 {
                     "split": split, "id": rec.get("id", i), "attempt": attempt + 1, "cards": rec["cards"],
-                    "rule": rec["rule"], "prompt": prompt, "reply": reply, **verdict.to_dict(),
+                    "rule": rec["rule"], **({"seen": bool(rec["seen"])} if "seen" in rec else {}),
+                    "prompt": prompt, "reply": reply, **verdict.to_dict(),
                 }
             )
             if not verdict.correct:
@@ -97,7 +100,27 @@ def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, spl
         pending = still
     row = summarize(history, split, opts.attempts, opts.alpha)
     row.update(face_columns(records, history))
+    if records and all("seen" in r for r in records):
+        row.update(seen_columns(history, [bool(r["seen"]) for r in records], opts.alpha))
     return row, rows
+
+
+SEEN_PARTS = ("seen", "unseen")
+
+
+def seen_columns(history: list[list], seen: list[bool], alpha: float = 0.05) -> dict:
+    """Success apart on seen problems (a training hand has the same numbers under the
+    rule, so a right answer may be recall) and on unseen ones: `<part>_n`,
+    `<part>_successes`, `<part>_rate`, `<part>_ci_low`, `<part>_ci_high`."""
+    out = {}
+    for part, flag in (("seen", True), ("unseen", False)):
+        tries = [h for h, s in zip(history, seen) if s == flag]
+        k = sum(1 for h in tries if h[-1][1].correct)
+        low, high = wilson(k, len(tries), alpha)
+        out.update({f"{part}_n": len(tries), f"{part}_successes": k,
+                    f"{part}_rate": k / len(tries) if tries else float("nan"),
+                    f"{part}_ci_low": low, f"{part}_ci_high": high})
+    return out
 
 
 def face_columns(records: list[dict], history: list[list]) -> dict:
@@ -197,6 +220,11 @@ def aggregate(summaries: dict[str, str | os.PathLike], loss_csv: str | os.PathLi
     table = pd.concat(frames, ignore_index=True)
     cis = [wilson(int(k), int(n), alpha) for k, n in zip(table["successes"], table["n"])]
     table["ci_low"], table["ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
+    for part in SEEN_PARTS:
+        if f"{part}_n" in table:
+            cis = [wilson(int(k), int(n), alpha) if n == n and n > 0 else (float("nan"), float("nan"))
+                   for k, n in zip(table[f"{part}_successes"].fillna(0), table[f"{part}_n"])]
+            table[f"{part}_ci_low"], table[f"{part}_ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
     for col in ("sft_step", "rl_step"):
         table[col] = table[col].astype("Int64")
     loss_cols = ["train_loss", "heldout_id_loss", "heldout_ood_loss"]

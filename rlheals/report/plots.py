@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rlheals.atomic import atomic_path  # noqa: E402
 
-SPLIT_COLORS = {"id": "tab:blue", "ood": "tab:red"}
+SPLIT_COLORS = {"id": "tab:blue", "ood": "tab:red", "id_seen": "tab:cyan"}
 MATRIX_ORDER = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -72,7 +72,19 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
     curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
         sft_step=lambda t: t["sft_step"].astype(int))
     for split in ("id", "ood"):
-        _curve(ax, curve[curve["split"] == split], "sft_step", SPLIT_COLORS[split], f"{split.upper()} success")
+        rows = curve[curve["split"] == split]
+        parts = split == "id" and "unseen_rate" in rows and rows["unseen_n"].fillna(0).gt(0).all()
+        if not parts:
+            _curve(ax, rows, "sft_step", SPLIT_COLORS[split], f"{split.upper()} success")
+            continue
+        # ID apart on problems no training hand has (unseen) and on trained ones (seen)
+        for part, color in (("unseen", SPLIT_COLORS["id"]), ("seen", SPLIT_COLORS["id_seen"])):
+            if rows[f"{part}_n"].fillna(0).gt(0).all():
+                sub = rows.assign(success_rate=rows[f"{part}_rate"], ci_low=rows[f"{part}_ci_low"],
+                                  ci_high=rows[f"{part}_ci_high"])
+                n_part = int(rows[f"{part}_n"].max())
+                _curve(ax, sub, "sft_step", color, f"ID success, {part} problems (n={n_part})",
+                       marker="o" if part == "unseen" else "^")
     ax.set_xlabel("SFT step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"success rate (%) ({_band_note(curve)})")

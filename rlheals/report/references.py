@@ -2,13 +2,22 @@
 
 The analysis and the edits name checkpoints symbolically (``sft_best``, ``sft_last``,
 ``rl_best``) because which SFT checkpoint has the best OOD score is known only after
-evaluation. The workflow's ``select_references`` checkpoint writes the mapping to
-``results/tables/references.json``; every later rule resolves names through `resolve`.
+evaluation. The workflow's ``select_references`` checkpoint writes the mapping of one
+replicate to ``results/s<seed>/tables/references.json`` (all replicates together:
+``results/tables/references.json``); every later rule resolves names through `resolve`.
 
-- ``sft_best``: the SFT checkpoint with the highest OOD success (ties: the earliest step).
-- ``sft_last``: the SFT checkpoint with the largest step.
-- ``rl_best``: the final RL checkpoint (last RL step of each fork) with the highest OOD
-  success (ties: earliest SFT fork step, then algorithm name); null without RL forks.
+Choices are made on the validation split (``val_ood``: hands of their own, never
+reported), so the evaluation hands that report a reference's success did not pick it.
+
+- ``sft_best``: the SFT checkpoint with the highest validation OOD success (ties: the
+  earliest step).
+- ``sft_last``: the SFT checkpoint with the largest step (no data involved).
+- ``rl_best``: the final RL checkpoint (last RL step of each fork) with the highest
+  validation OOD success (ties: earliest SFT fork step, then algorithm name); null
+  without RL forks.
+
+``chosen_on`` records, per reference, the split (or rule) that chose it; the rates each
+choice was made from are kept under ``<split>_success``.
 """
 from __future__ import annotations
 
@@ -22,8 +31,8 @@ from rlheals.checkpoints import CKPT_RE as _CKPT, RL_RE as _RL, SFT_RE as _SFT, 
 SYMBOLS = ("sft_best", "sft_last", "rl_best")
 
 
-def select(ood_success: Mapping[str, float], rl_final_step: int | None = None) -> dict:
-    """Pick sft_best, sft_last and rl_best from {checkpoint id: OOD success rate}.
+def select(ood_success: Mapping[str, float], rl_final_step: int | None = None, split: str = "val_ood") -> dict:
+    """Pick sft_best, sft_last and rl_best from {checkpoint id: OOD success rate on `split`}.
 
     RL checkpoints count for rl_best only at `rl_final_step` (the end of each fork); when
     it is None, the largest RL step present for each fork is used.
@@ -45,21 +54,27 @@ def select(ood_success: Mapping[str, float], rl_final_step: int | None = None) -
     if rl:
         rl.sort(key=lambda ci: (ci[1]["sft_step"], ci[1]["rl_algo"]))
         rl_best = max(enumerate(rl), key=lambda ici: (ood_success[ici[1][0]], -ici[0]))[1][0]
-    return {"sft_best": best, "sft_last": sft[-1][1], "rl_best": rl_best, "ood_success": dict(ood_success)}
+    chosen_on = {"sft_best": split, "sft_last": "largest SFT step", "rl_best": split if rl_best else None}
+    return {"sft_best": best, "sft_last": sft[-1][1], "rl_best": rl_best, "chosen_on": chosen_on,
+            f"{split}_success": dict(ood_success)}
 
 
-def select_from_summaries(summaries: Mapping[str, str | os.PathLike], rl_final_step: int | None = None) -> dict:
-    """`select` on per-checkpoint evaluation summaries ({ckpt: path to summary.csv})."""
+def select_from_summaries(
+    summaries: Mapping[str, str | os.PathLike], rl_final_step: int | None = None, split: str = "val_ood"
+) -> dict:
+    """`select` on per-checkpoint evaluation summaries ({ckpt: path to summary.csv}), by
+    the success on `split` (the validation OOD hands in the workflow)."""
     import pandas as pd
 
     ood = {}
     for ckpt, path in summaries.items():
         frame = pd.read_csv(path)
-        rows = frame[frame["split"] == "ood"]
+        rows = frame[frame["split"] == split]
         if rows.empty:
-            raise ValueError(f"{path}: no 'ood' row; expected the summary of an evaluation on both splits")
+            raise ValueError(f"{path}: no '{split}' row; references are chosen on the {split} split, "
+                             f"so {ckpt} must be evaluated on it")
         ood[ckpt] = float(rows["success_rate"].iloc[0])
-    return select(ood, rl_final_step)
+    return select(ood, rl_final_step, split)
 
 
 def combine(per_seed: Mapping[int, dict]) -> dict:

@@ -9,7 +9,7 @@ their rule are redrawn, so every generated hand is solvable.
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from typing import Callable, Iterable
 
 RANKS = ["A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K"]
 FACES = ["J", "Q", "K"]
@@ -81,12 +81,14 @@ def make_hands(
     seed: int,
     exclude: frozenset | set = frozenset(),
     unique: bool = False,
+    reject: Callable[[list[str]], bool] | None = None,
 ) -> list[list[str]]:
     """`n` solvable hands from a generator seeded with `seed` (same seed, same hands).
 
     `exclude` holds `hand_key` tuples that must not be drawn (e.g. the evaluation hands,
-    kept out of training). With `unique`, no hand (as a multiset of cards) repeats; a
-    request for more distinct hands than exist raises ValueError.
+    kept out of training); `reject(cards)` returning True discards a draw too (e.g. a
+    hand whose numbers are reserved). With `unique`, no hand (as a multiset of cards)
+    repeats; a request for more distinct hands than exist raises ValueError.
     """
     check_rule(rule)
     if n < 0:
@@ -98,7 +100,7 @@ def make_hands(
     while len(hands) < n:
         cards = draw_hand(rng, rule)
         key = hand_key(cards)
-        if key in exclude or (unique and key in seen):
+        if key in exclude or (unique and key in seen) or (reject is not None and reject(cards)):
             misses += 1
             if misses > 20_000:  # in a row: the allowed pool is (nearly) used up
                 raise ValueError(

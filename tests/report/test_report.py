@@ -54,11 +54,13 @@ def make_upstream(workdir: Path) -> None:
     torch.set_num_threads(1)
     data = workdir / "results" / "data"
     data.mkdir(parents=True)
-    for split in ("id", "ood"):
-        hands = make_hands(16, split, seed=11)
-        with open(data / f"eval_{split}.jsonl", "w") as fh:
-            for i, cards in enumerate(hands):
-                fh.write(json.dumps({"id": i, "cards": cards, "rule": split}) + "\n")
+    for kind, seed in (("eval", 11), ("val", 12)):
+        for rule in ("id", "ood"):
+            hands = make_hands(16, rule, seed=seed)
+            with open(data / f"{kind}_{rule}.jsonl", "w") as fh:
+                for i, cards in enumerate(hands):
+                    seen = kind == "eval" and rule == "id" and i % 2 == 0
+                    fh.write(json.dumps({"id": i, "cards": cards, "rule": rule, "seen": seen}) + "\n")
     tok = build_tokenizer()
     tiny = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1}
     base = build_tiny_model(tiny, tok, seed=0)
@@ -97,12 +99,26 @@ def _check_outputs(workdir: Path, n_ckpts: int, analysed=("base", "sft_best"), s
                 "ci_high", "mean_reward"):
         assert col in table.columns, col
     assert set(table["stage"]) == {"base", "sft", "rl", "edit"}
-    assert (table["n"] == 16).all() and len(table) == 2 * n_ckpts * len(seeds)
+    assert (table["n"] == 16).all()
+    report = table[table["split"].isin(["id", "ood"])]
+    assert len(report) == 2 * n_ckpts * len(seeds)
+    # validation: every SFT checkpoint and each fork's end, nothing else
+    val = table[table["split"] == "val_ood"]
+    assert set(val["stage"]) == {"sft", "rl"} and (val["rl_step"].dropna() == val["rl_step"].max()).all()
+    ids = table[table["split"] == "id"]
+    assert (ids["seen_n"] == 8).all() and (ids["unseen_n"] == 8).all()
+    assert (ids["seen_successes"] + ids["unseen_successes"] == ids["successes"]).all()
+    assert (table.loc[table["split"] == "ood", "seen_n"] == 0).all()
     assert set(table["seed"]) == set(seeds)
     refs = json.loads((workdir / "results" / "tables" / "references.json").read_text())
     assert sorted(refs["seeds"]) == sorted(str(s) for s in seeds)
     for seed in seeds:
-        assert refs["seeds"][str(seed)]["sft_last"] == "sft-20" and refs["seeds"][str(seed)]["rl_best"].endswith("-4")
+        one = refs["seeds"][str(seed)]
+        assert one["sft_last"] == "sft-20" and one["rl_best"].endswith("-4")
+        assert one["chosen_on"]["sft_best"] == "val_ood" and one["chosen_on"]["rl_best"] == "val_ood"
+        val = table[(table["seed"] == seed) & (table["split"] == "val_ood") & (table["stage"] == "sft")]
+        best = val.sort_values(["success_rate", "sft_step"], ascending=[False, True])["checkpoint"].iloc[0]
+        assert one["sft_best"] == best
     analysis = pd.read_csv(workdir / "results" / "tables" / "analysis.csv")
     assert set(analysis["reference"]) == set(analysed)
     card = pd.read_csv(workdir / "results" / "tables" / "scorecard.csv")

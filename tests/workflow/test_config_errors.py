@@ -76,6 +76,8 @@ CASES = [
     ("zero batch size", setter("sft.batch_size", 0), "sft.batch_size"),
     ("negative data size", setter("data.sft_size", -5), "data.sft_size"),
     ("zero evaluation set", setter("data.eval_size", 0), "data.eval_size"),
+    ("zero validation set", setter("data.val_size", 0), "data.val_size"),
+    ("unseen fraction above one", setter("data.eval_unseen", 1.5), "data.eval_unseen"),
     ("zero pretraining steps", setter("pretrain.steps", 0), "pretrain.steps"),
     ("negative seed", setter("seed", -1), "seed"),
     ("zero replicates", setter("replicates", 0), "replicates"),
