@@ -102,7 +102,8 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
         ax2.set_ylabel("loss (lines)")
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    n = int(curve["n"].max()) if not curve.empty else 0
+    shown = curve[curve["split"].isin(["id", "ood"])]
+    n = int(shown["n"].max()) if not shown.empty else 0
     ax.set_title(f"Success vs SFT length (n = {n} hands per split, {_n_seeds(curve)} seed(s))")
     ax.legend(handles, labels, fontsize=8, loc="best")
     _save(fig, path)
