@@ -31,8 +31,9 @@ from rlheals.checkpoints import CKPT_RE as _CKPT, RL_RE as _RL, SFT_RE as _SFT, 
 SYMBOLS = ("sft_best", "sft_last", "rl_best")
 
 
-def select(ood_success: Mapping[str, float], rl_final_step: int | None = None, split: str = "val_ood") -> dict:
-    """Pick sft_best, sft_last and rl_best from {checkpoint id: OOD success rate on `split`}.
+def select(ood_success: Mapping[str, float], rl_final_step: int | None = None, split: str | None = None) -> dict:
+    """Pick sft_best, sft_last and rl_best from {checkpoint id: OOD success rate on `split`}
+    (`split` None: rates of unnamed hands, recorded as `ood_success` without `chosen_on`).
 
     RL checkpoints count for rl_best only at `rl_final_step` (the end of each fork); when
     it is None, the largest RL step present for each fork is used.
@@ -54,9 +55,11 @@ def select(ood_success: Mapping[str, float], rl_final_step: int | None = None, s
     if rl:
         rl.sort(key=lambda ci: (ci[1]["sft_step"], ci[1]["rl_algo"]))
         rl_best = max(enumerate(rl), key=lambda ici: (ood_success[ici[1][0]], -ici[0]))[1][0]
+    refs = {"sft_best": best, "sft_last": sft[-1][1], "rl_best": rl_best}
+    if split is None:
+        return {**refs, "ood_success": dict(ood_success)}
     chosen_on = {"sft_best": split, "sft_last": "largest SFT step", "rl_best": split if rl_best else None}
-    return {"sft_best": best, "sft_last": sft[-1][1], "rl_best": rl_best, "chosen_on": chosen_on,
-            f"{split}_success": dict(ood_success)}
+    return {**refs, "chosen_on": chosen_on, f"{split}_success": dict(ood_success)}
 
 
 def select_from_summaries(
