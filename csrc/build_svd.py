@@ -86,6 +86,12 @@ def find_cuda() -> CudaToolkit | None:
     if not nvcc or not os.path.exists(nvcc):
         return None
     home = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+    if not os.path.exists(os.path.join(home, "include", "cuda_runtime.h")):
+        # nvcc on PATH can be a wrapper script (e.g. /usr/local/bin/nvcc exec'ing the toolkit's)
+        for cand in [os.environ.get("CUDA_HOME", "")] + sorted(glob.glob("/usr/local/cuda*"), reverse=True):
+            if cand and os.path.exists(os.path.join(cand, "include", "cuda_runtime.h")):
+                home = os.path.realpath(cand)
+                break
     dirs = [home] + _candidate_roots()
     inc = [os.path.join(d, "include") for d in dirs if os.path.exists(os.path.join(d, "include", "cusolverDn.h"))]
     blas_inc = [os.path.join(d, "include") for d in dirs if os.path.exists(os.path.join(d, "include", "cublas_v2.h"))]

@@ -143,32 +143,36 @@ py::list svd(const py::list& items, int64_t k, bool compute_uv, int threads) {
   return out;
 }
 
-py::list reference(const py::list& items, int threads) {
+py::list reference(const py::list& items, int64_t kb, int threads) {
   auto mats = check_list(items, "W_ref");
+  if (kb == 0 || kb < -1) throw std::invalid_argument("basis=" + std::to_string(kb) + ": expected a positive count (or all)");
   std::vector<py::array_t<double>> s0, y0;
+  std::vector<int64_t> kv;
   for (auto& a : mats) {
     int64_t q = std::min(a.m, a.n);
+    kv.push_back(kb < 0 ? q : std::min(kb, q));
     s0.emplace_back(q);
-    y0.emplace_back(std::vector<py::ssize_t>{q, q});
+    y0.emplace_back(std::vector<py::ssize_t>{q, kv.back()});
   }
   std::vector<double*> sp, yp;
   for (size_t i = 0; i < mats.size(); ++i) { sp.push_back(s0[i].mutable_data()); yp.push_back(y0[i].mutable_data()); }
   parallel_for(costs(mats), threads, [&](size_t i) {
     const Mat& a = mats[i];
-    if (a.f64) reference_one<double>(static_cast<const double*>(a.ptr), a.m, a.n, sp[i], yp[i]);
-    else reference_one<float>(static_cast<const float*>(a.ptr), a.m, a.n, sp[i], yp[i]);
+    if (a.f64) reference_one<double>(static_cast<const double*>(a.ptr), a.m, a.n, kv[i], sp[i], yp[i]);
+    else reference_one<float>(static_cast<const float*>(a.ptr), a.m, a.n, kv[i], sp[i], yp[i]);
   });
   py::list out;
   for (size_t i = 0; i < mats.size(); ++i) out.append(py::make_tuple(s0[i], y0[i]));
   return out;
 }
 
+// A C-contiguous float64 array of the given shape (-1: any extent >= 1 there); returns its data.
 const double* check_f64(const py::handle& h, const std::string& name, std::vector<int64_t> shape) {
   if (!py::isinstance<py::array_t<double>>(h) || !(py::reinterpret_borrow<py::array>(h).flags() & py::array::c_style))
     throw std::invalid_argument(name + ": expected a C-contiguous float64 array (from rlheals.linalg.reference)");
   auto a = py::reinterpret_borrow<py::array>(h);
   bool ok = a.ndim() == (py::ssize_t)shape.size();
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 ? a.shape(i) >= 1 : a.shape(i) == shape[i];
   if (!ok) throw std::invalid_argument(name + ": shape " + shape_str(a) + " does not match the reference matrix");
   return static_cast<const double*>(a.data());
 }
@@ -181,6 +185,7 @@ py::list compare(const py::list& w0s, const py::list& s0s, const py::list& y0s, 
     throw std::invalid_argument("W_ref, W: expected lists of the same length, got " + std::to_string(ref.size()) +
                                 " and " + std::to_string(cur.size()));
   std::vector<const double*> sp, yp;
+  std::vector<int64_t> kbs;
   for (size_t i = 0; i < cur.size(); ++i) {
     std::string idx = "[" + std::to_string(i) + "]";
     if (ref[i].m != cur[i].m || ref[i].n != cur[i].n || ref[i].f64 != cur[i].f64)
@@ -189,23 +194,30 @@ py::list compare(const py::list& w0s, const py::list& s0s, const py::list& y0s, 
                                   std::to_string(ref[i].n) + ")");
     int64_t q = std::min(cur[i].m, cur[i].n);
     sp.push_back(check_f64(s0s[i], "sigma_ref" + idx, {q}));
-    yp.push_back(check_f64(y0s[i], "basis_ref" + idx, {q, q}));
+    yp.push_back(check_f64(y0s[i], "basis_ref" + idx, {q, -1}));
+    int64_t kb = py::reinterpret_borrow<py::array>(y0s[i]).shape(1);
+    if (kb > q) throw std::invalid_argument("basis_ref" + idx + ": more than " + std::to_string(q) + " columns");
+    int64_t kk = k < 0 ? q : std::min(k, q);
+    if (kk > kb)
+      throw std::invalid_argument("k=" + std::to_string(kk) + ": basis_ref" + idx + " keeps only " + std::to_string(kb) +
+                                  " singular vectors; decompose the reference with basis >= k");
+    kbs.push_back(kb);
   }
   std::vector<CompareOut> res(cur.size());
   int64_t kk = k < 0 ? INT64_MAX : k;
   parallel_for(costs(cur), threads, [&](size_t i) {
     const Mat &a0 = ref[i], &a = cur[i];
     if (a.f64)
-      res[i] = compare_one<double>(static_cast<const double*>(a0.ptr), sp[i], yp[i], static_cast<const double*>(a.ptr),
-                                   a.m, a.n, kk);
+      res[i] = compare_one<double>(static_cast<const double*>(a0.ptr), sp[i], yp[i], kbs[i],
+                                   static_cast<const double*>(a.ptr), a.m, a.n, kk);
     else
-      res[i] = compare_one<float>(static_cast<const float*>(a0.ptr), sp[i], yp[i], static_cast<const float*>(a.ptr),
-                                  a.m, a.n, kk);
+      res[i] = compare_one<float>(static_cast<const float*>(a0.ptr), sp[i], yp[i], kbs[i],
+                                  static_cast<const float*>(a.ptr), a.m, a.n, kk);
   });
   py::list out;
   for (auto& r : res)
     out.append(py::make_tuple(to_numpy(r.s), to_numpy(r.angles_left), to_numpy(r.angles_right), r.diag_energy,
-                              r.offdiag_energy, r.k));
+                              r.offdiag_energy, r.k, r.delta_fro));
   return out;
 }
 
@@ -241,11 +253,11 @@ PYBIND11_MODULE(_svd_cpu, m) {
   m.doc() = "Batched SVD, principal angles and spectral comparison on CPU (LAPACK via scipy-openblas32)";
   m.def("svd", &svd, py::arg("a"), py::arg("k"), py::arg("compute_uv"), py::arg("threads"),
         "Thin SVD of each matrix of a list; k < 0 means all; returns a list of (U, S, Vh) or S");
-  m.def("reference", &reference, py::arg("w_ref"), py::arg("threads"),
-        "Float64 singular values and small-side singular vectors of each reference matrix");
+  m.def("reference", &reference, py::arg("w_ref"), py::arg("basis"), py::arg("threads"),
+        "Float64 singular values and the top `basis` (< 0: all) small-side singular vectors of each reference matrix");
   m.def("compare", &compare, py::arg("w_ref"), py::arg("sigma_ref"), py::arg("basis_ref"), py::arg("w"),
         py::arg("k"), py::arg("threads"),
-        "Per pair: (sigma, angles_left, angles_right, scaling_energy, rotation_energy, k)");
+        "Per pair: (sigma, angles_left, angles_right, scaling_energy, rotation_energy, k, delta_fro)");
   m.def("principal_angles", &principal_angles, py::arg("a"), py::arg("b"), py::arg("threads"),
         "Principal angles (ascending) between the column spans of each pair of orthonormal bases");
   m.def("blas_threads", &get_blas_threads, "Threads the bundled OpenBLAS uses per call");

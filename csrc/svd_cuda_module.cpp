@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -68,23 +70,27 @@ PYBIND11_MODULE(_svd_cuda, m) {
       "Thin SVD of `batch` row-major m x n matrices at a into preallocated u, s, vh");
   m.def(
       "reference",
-      [](bool f64, uintptr_t w0, int64_t mm, int64_t n, uintptr_t s0, uintptr_t y0, uintptr_t stream) {
+      [](bool f64, uintptr_t w0, int64_t mm, int64_t n, int64_t kb, uintptr_t s0, uintptr_t y0, uintptr_t stream) {
+        if (kb < 1 || kb > std::min(mm, n)) throw std::invalid_argument("basis=" + std::to_string(kb) + ": expected 1..min(m, n)");
         py::gil_scoped_release nogil;
-        cuda::reference(f64, (const void*)w0, mm, n, (double*)s0, (double*)y0, stream);
+        cuda::reference(f64, (const void*)w0, mm, n, kb, (double*)s0, (double*)y0, stream);
       },
-      py::arg("f64"), py::arg("w0"), py::arg("m"), py::arg("n"), py::arg("s0"), py::arg("y0"), py::arg("stream"));
+      py::arg("f64"), py::arg("w0"), py::arg("m"), py::arg("n"), py::arg("kb"), py::arg("s0"), py::arg("y0"),
+      py::arg("stream"));
   m.def(
       "compare",
-      [](bool f64, uintptr_t w0, uintptr_t s0, uintptr_t y0, uintptr_t w, int64_t mm, int64_t n, int64_t k,
+      [](bool f64, uintptr_t w0, uintptr_t s0, uintptr_t y0, int64_t kb, uintptr_t w, int64_t mm, int64_t n, int64_t k,
          uintptr_t stream) {
         cuda::CompareOut r;
         {
           py::gil_scoped_release nogil;
-          r = cuda::compare(f64, (const void*)w0, (const double*)s0, (const double*)y0, (const void*)w, mm, n, k, stream);
+          r = cuda::compare(f64, (const void*)w0, (const double*)s0, (const double*)y0, kb, (const void*)w, mm, n, k,
+                            stream);
         }
-        return py::make_tuple(r.s, r.angles_left, r.angles_right, r.diag_energy, r.offdiag_energy, r.k);
+        return py::make_tuple(r.s, r.angles_left, r.angles_right, r.diag_energy, r.offdiag_energy, r.k, r.delta_fro);
       },
-      py::arg("f64"), py::arg("w0"), py::arg("s0"), py::arg("y0"), py::arg("w"), py::arg("m"), py::arg("n"),
-      py::arg("k"), py::arg("stream"), "(sigma, angles_left, angles_right, scaling_energy, rotation_energy, k)");
+      py::arg("f64"), py::arg("w0"), py::arg("s0"), py::arg("y0"), py::arg("kb"), py::arg("w"), py::arg("m"),
+      py::arg("n"), py::arg("k"), py::arg("stream"),
+      "(sigma, angles_left, angles_right, scaling_energy, rotation_energy, k, delta_fro)");
   m.def("device_name", &cuda::device_name);
 }

@@ -46,32 +46,37 @@ int gesdd(char jobz, int m, int n, double* a, double* s, double* u, int ldu, dou
   return info;
 }
 
+// Row blocks of the tall form A (p x q) of row-major W (m x n): A = W if m >= n, else Wᵀ.
+// Each block (rows r0..r0+nb of A) is converted to float64, column-major nb x q (ld nb), so
+// every product below accumulates in float64 while only one block is ever held in float64.
+constexpr int kBlock = 256;
+
 template <typename T>
-dvec to_double(const T* a, size_t len) {
-  return dvec(a, a + len);
+void load_block(const T* w, int m, int n, int r0, int nb, double* out) {
+  if (m >= n) {  // A = W: rows r0.. of W, transposed into column-major
+    for (int i = 0; i < nb; ++i) {
+      const T* row = w + (size_t)(r0 + i) * n;
+      for (int j = 0; j < n; ++j) out[i + (size_t)j * nb] = row[j];
+    }
+  } else {  // A = Wᵀ: columns r0.. of W; column c of the block is row c of W
+    for (int c = 0; c < m; ++c) {
+      const T* row = w + (size_t)c * n + r0;
+      for (int i = 0; i < nb; ++i) out[i + (size_t)c * nb] = row[i];
+    }
+  }
 }
 
-// Upper triangle of G = AᵀA (q x q, column-major) for the tall form A of row-major W (m x n).
-// B = Wᵀ is n x m column-major: tall (A = W): G = B Bᵀ; wide (A = Wᵀ = B): G = BᵀB.
-dvec gram(const dvec& b, int m, int n) {
-  bool tall = m >= n;
-  int q = tall ? n : m;
-  dvec g((size_t)q * q, 0.0);
-  scipy_cblas_dsyrk(CblasColMajor, CblasUpper, tall ? CblasNoTrans : CblasTrans, q, tall ? m : n, 1.0,
-                    b.data(), n, 0.0, g.data(), q);
+// Upper triangle of G = AᵀA (q x q, column-major), accumulated over row blocks in float64.
+template <typename T>
+dvec gram(const T* w, int m, int n) {
+  const int p = std::max(m, n), q = std::min(m, n);
+  dvec g((size_t)q * q, 0.0), blk((size_t)kBlock * q);
+  for (int r0 = 0; r0 < p; r0 += kBlock) {
+    int nb = std::min(kBlock, p - r0);
+    load_block(w, m, n, r0, nb, blk.data());
+    scipy_cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, q, nb, 1.0, blk.data(), nb, 1.0, g.data(), q);
+  }
   return g;
-}
-
-// X = A0ᵀA (q x q, column-major) from B0 = W0ᵀ, B = Wᵀ.
-dvec cross_gram(const dvec& b0, const dvec& b, int m, int n) {
-  bool tall = m >= n;
-  int q = tall ? n : m;
-  dvec x((size_t)q * q);
-  if (tall)
-    scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, q, q, m, 1.0, b0.data(), n, b.data(), n, 0.0, x.data(), q);
-  else
-    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, q, q, n, 1.0, b0.data(), n, b.data(), n, 0.0, x.data(), q);
-  return x;
 }
 
 // Eigen-decompose symmetric g (upper triangle set) in place: returns eigenvalues ascending;
@@ -83,15 +88,52 @@ dvec syevd(dvec& g, int q, bool vectors, int64_t m, int64_t n) {
   return w;
 }
 
-// Singular values (descending) and vectors (column-major, column j = j-th largest) from G.
-void gram_svd(dvec& g, int q, int64_t m, int64_t n, double* s, dvec* y) {
-  dvec w = syevd(g, q, y != nullptr, m, n);
-  for (int j = 0; j < q; ++j) s[j] = std::sqrt(std::max(0.0, w[q - 1 - j]));
-  if (y) {
-    y->assign((size_t)q * q, 0.0);
-    for (int j = 0; j < q; ++j)
-      std::copy(g.data() + (size_t)(q - 1 - j) * q, g.data() + (size_t)(q - j) * q, y->data() + (size_t)j * q);
+// All eigenvalues of symmetric g (upper triangle set; destroyed) as singular values s (descending,
+// s = sqrt(max(0, lambda))) and, when kv > 0, the top kv eigenvectors into y (q x kv column-major,
+// column j = j-th largest). Few vectors (kv <= q/4) run dsytrd + dsterf (all values) + dstemr
+// (kv vectors) + dormtr, about the cost of the values alone; more run dsyevr for all of them.
+void gram_svd(dvec& g, int q, int64_t m, int64_t n, double* s, dvec* y, int kv) {
+  if (y == nullptr) kv = 0;
+  if (kv == 0) {
+    dvec w = syevd(g, q, false, m, n);
+    for (int j = 0; j < q; ++j) s[j] = std::sqrt(std::max(0.0, w[q - 1 - j]));
+    return;
   }
+  if (4 * kv > q) {  // many vectors: MRRR for all of them (dsyevr, measured faster than dsyevd here)
+    dvec w(q), z((size_t)q * q);
+    std::vector<lapack_int> isuppz(2 * (size_t)q);
+    lapack_int found = 0;
+    int info = scipy_LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'A', 'U', q, g.data(), q, 0.0, 0.0, 1, q, 0.0, &found,
+                                    w.data(), z.data(), q, isuppz.data());
+    if (info != 0) {  // fall back to divide and conquer on a fresh Gram is not possible (g destroyed): report
+      lapack_check(info, "dsyevr", m, n);
+    }
+    for (int j = 0; j < q; ++j) s[j] = std::sqrt(std::max(0.0, w[q - 1 - j]));
+    y->assign((size_t)q * kv, 0.0);
+    for (int j = 0; j < kv; ++j)
+      std::copy(z.data() + (size_t)(q - 1 - j) * q, z.data() + (size_t)(q - j) * q, y->data() + (size_t)j * q);
+    return;
+  }
+  dvec d(q), e(q, 0.0), tau(std::max(1, q - 1));
+  lapack_check(scipy_LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'U', q, g.data(), q, d.data(), e.data(), tau.data()), "dsytrd",
+               m, n);
+  dvec dv = d, ev = e;
+  lapack_check(scipy_LAPACKE_dsterf(q, dv.data(), ev.data()), "dsterf", m, n);  // ascending
+  for (int j = 0; j < q; ++j) s[j] = std::sqrt(std::max(0.0, dv[q - 1 - j]));
+  dvec w(q), z((size_t)q * kv);
+  std::vector<lapack_int> isuppz(2 * (size_t)kv);
+  lapack_int found = 0;
+  lapack_logical tryrac = 1;
+  int info = scipy_LAPACKE_dstemr(LAPACK_COL_MAJOR, 'V', 'I', q, d.data(), e.data(), 0.0, 0.0, q - kv + 1, q, &found,
+                                  w.data(), z.data(), q, kv, isuppz.data(), &tryrac);
+  lapack_check(info, "dstemr", m, n);
+  if (found != kv) throw std::runtime_error("dstemr found " + std::to_string(found) + " of " + std::to_string(kv) +
+                                            " eigenvectors on a " + std::to_string(m) + "x" + std::to_string(n) + " matrix");
+  lapack_check(scipy_LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'U', 'N', q, kv, g.data(), q, tau.data(), z.data(), q),
+               "dormtr", m, n);
+  y->assign((size_t)q * kv, 0.0);
+  for (int j = 0; j < kv; ++j)  // ascending -> descending
+    std::copy(z.data() + (size_t)(kv - 1 - j) * q, z.data() + (size_t)(kv - j) * q, y->data() + (size_t)j * q);
 }
 
 // Principal angles from squared sines (k of them; missing ones are 0), ascending.
@@ -122,9 +164,9 @@ template <typename T>
 void svd_one(const T* a, int64_t m64, int64_t n64, int64_t kk, bool compute_uv, T* u, T* s, T* vh) {
   const int m = (int)m64, n = (int)n64, r = std::min(m, n);
   if (!compute_uv && sizeof(T) == sizeof(float)) {  // float64 Gram: absolute error ~1e-8 sigma_max
-    dvec g = gram(to_double(a, (size_t)m * n), m, n);
+    dvec g = gram(a, m, n);
     dvec sd(r);
-    gram_svd(g, r, m64, n64, sd.data(), nullptr);
+    gram_svd(g, r, m64, n64, sd.data(), nullptr, 0);
     for (int64_t j = 0; j < kk; ++j) s[j] = (T)sd[j];
     return;
   }
@@ -155,51 +197,86 @@ void svd_one(const T* a, int64_t m64, int64_t n64, int64_t kk, bool compute_uv, 
 }
 
 template <typename T>
-void reference_one(const T* w0, int64_t m, int64_t n, double* s0, double* y0) {
-  const int q = (int)std::min(m, n);
-  dvec g = gram(to_double(w0, (size_t)m * n), (int)m, (int)n);
+void reference_one(const T* w0, int64_t m, int64_t n, int64_t kb, double* s0, double* y0) {
+  const int q = (int)std::min(m, n), kv = (int)std::min<int64_t>(kb, q);
+  dvec g = gram(w0, (int)m, (int)n);
   dvec y;
-  gram_svd(g, q, m, n, s0, &y);
+  gram_svd(g, q, m, n, s0, &y, kv);
   for (int i = 0; i < q; ++i)  // row-major out: y0[i][j] = component i of vector j
-    for (int j = 0; j < q; ++j) y0[(size_t)i * q + j] = y[i + (size_t)j * q];
+    for (int j = 0; j < kv; ++j) y0[(size_t)i * kv + j] = y[i + (size_t)j * q];
 }
 
 template <typename T>
-CompareOut compare_one(const T* w0, const double* s0, const double* y0_rm, const T* w, int64_t m64, int64_t n64,
-                       int64_t k64) {
-  const int m = (int)m64, n = (int)n64, q = std::min(m, n), k = (int)std::min<int64_t>(k64, q);
+CompareOut compare_one(const T* w0, const double* s0, const double* y0_rm, int64_t kb64, const T* w, int64_t m64,
+                       int64_t n64, int64_t k64) {
+  const int m = (int)m64, n = (int)n64, p = std::max(m, n), q = std::min(m, n), kb = (int)kb64;
+  const int k = (int)std::min<int64_t>(k64, q);
   const bool tall = m >= n;
+  if (k > kb)
+    throw std::invalid_argument("k=" + std::to_string(k) + ": the reference keeps only " + std::to_string(kb) +
+                                " singular vectors; decompose it again with at least k");
   CompareOut out;
   out.k = k;
-  dvec b0 = to_double(w0, (size_t)m * n), b = to_double(w, (size_t)m * n);
-  dvec g = gram(b, m, n), y;
-  out.s.resize(q);
-  gram_svd(g, q, m64, n64, out.s.data(), &y);
   const double tol = 1e-13;
-  if (!(s0[k - 1] > tol * s0[0]) || !(out.s[k - 1] > tol * out.s[0]))
-    throw std::invalid_argument("k=" + std::to_string(k) + ": W_ref or W is numerically rank-deficient at k " +
+  if (!(s0[k - 1] > tol * s0[0]))
+    throw std::invalid_argument("k=" + std::to_string(k) + ": W_ref is numerically rank-deficient at k " +
                                 "(sigma_k ~ 0), so its top-k singular subspace is not defined; use a smaller k");
-  dvec y0((size_t)q * q);  // to column-major
+  dvec y0((size_t)q * kb);  // column-major q x kb
   for (int i = 0; i < q; ++i)
-    for (int j = 0; j < q; ++j) y0[i + (size_t)j * q] = y0_rm[(size_t)i * q + j];
-  // small side: sines are the singular values of D = Y0[:, k:]ᵀ Y[:, :k]
-  dvec small_sin2;
-  if (q > k) {
-    dvec d((size_t)(q - k) * k);
-    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, q - k, k, q, 1.0, y0.data() + (size_t)k * q, q,
-                      y.data(), q, 0.0, d.data(), q - k);
-    small_sin2 = gram_eigvals(d, q - k, k, m64, n64);
-    std::reverse(small_sin2.begin(), small_sin2.end());
+    for (int j = 0; j < kb; ++j) y0[i + (size_t)j * q] = y0_rm[(size_t)i * kb + j];
+  // One pass over row blocks: G = AᵀA and either Z = Y0_kᵀ A0ᵀ A directly (P = A0_b Y0_k per
+  // block: 4pqk flops) or through X = A0ᵀA (2pq² + 2kq²), whichever is cheaper for this k.
+  const bool via_x = 2.0 * k >= q;
+  dvec g((size_t)q * q, 0.0), x(via_x ? (size_t)q * q : 0, 0.0), z((size_t)k * q, 0.0);
+  dvec b0((size_t)kBlock * q), b((size_t)kBlock * q), pb(via_x ? 0 : (size_t)kBlock * k);
+  double dfro = 0;
+  for (int r0 = 0; r0 < p; r0 += kBlock) {
+    int nb = std::min(kBlock, p - r0);
+    load_block(w0, m, n, r0, nb, b0.data());
+    load_block(w, m, n, r0, nb, b.data());
+    for (size_t t = 0; t < (size_t)nb * q; ++t) dfro += (b[t] - b0[t]) * (b[t] - b0[t]);
+    scipy_cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, q, nb, 1.0, b.data(), nb, 1.0, g.data(), q);
+    if (via_x) {
+      scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, q, q, nb, 1.0, b0.data(), nb, b.data(), nb, 1.0,
+                        x.data(), q);
+    } else {
+      scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, nb, k, q, 1.0, b0.data(), nb, y0.data(), q, 0.0,
+                        pb.data(), nb);
+      scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, k, q, nb, 1.0, pb.data(), nb, b.data(), nb, 1.0,
+                        z.data(), k);
+    }
   }
-  // big side through the cross Gram X = A0ᵀA: T = X [Y_k, Y0_k], R = Y0_kᵀ T = [C', M']
-  dvec x = cross_gram(b0, b, m, n);
-  dvec yy((size_t)q * 2 * k), t((size_t)q * 2 * k), rr((size_t)k * 2 * k);
-  std::copy(y.begin(), y.begin() + (size_t)q * k, yy.begin());
-  std::copy(y0.begin(), y0.begin() + (size_t)q * k, yy.begin() + (size_t)q * k);
-  scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, q, 2 * k, q, 1.0, x.data(), q, yy.data(), q, 0.0,
-                    t.data(), q);
-  scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, k, 2 * k, q, 1.0, y0.data(), q, t.data(), q, 0.0,
-                    rr.data(), k);
+  out.delta_fro = std::sqrt(dfro);
+  if (via_x)
+    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, k, q, q, 1.0, y0.data(), q, x.data(), q, 0.0, z.data(), k);
+  dvec y;
+  out.s.resize(q);
+  gram_svd(g, q, m64, n64, out.s.data(), &y, k);
+  if (!(out.s[k - 1] > tol * out.s[0]))
+    throw std::invalid_argument("k=" + std::to_string(k) + ": W is numerically rank-deficient at k " +
+                                "(sigma_k ~ 0), so its top-k singular subspace is not defined; use a smaller k");
+  // small side: sines of the angles between span(Y0_k) and span(Y_k)
+  dvec small_sin2;
+  if (kb == q) {  // exact: singular values of the off-block D = Y0[:, k:]ᵀ Y_k
+    if (q > k) {
+      dvec d((size_t)(q - k) * k);
+      scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, q - k, k, q, 1.0, y0.data() + (size_t)k * q, q,
+                        y.data(), q, 0.0, d.data(), q - k);
+      small_sin2 = gram_eigvals(d, q - k, k, m64, n64);
+      std::reverse(small_sin2.begin(), small_sin2.end());
+    }
+  } else {  // truncated reference basis: sin² = eig(I − DᵀD), D = Y0_kᵀ Y_k (error ~1e-16 in sin²)
+    dvec d((size_t)k * k), hs((size_t)k * k, 0.0);
+    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, k, k, q, 1.0, y0.data(), q, y.data(), q, 0.0, d.data(), k);
+    for (int i = 0; i < k; ++i) hs[i + (size_t)i * k] = 1.0;
+    scipy_cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, k, k, -1.0, d.data(), k, 1.0, hs.data(), k);
+    small_sin2 = syevd(hs, k, false, m64, n64);
+  }
+  // big side and energy: R = Z [Y_k, Y0_k] = [Y0_kᵀ X Y_k, Y0_kᵀ X Y0_k]
+  dvec rr((size_t)k * 2 * k);
+  scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, k, k, q, 1.0, z.data(), k, y.data(), q, 0.0, rr.data(), k);
+  scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, k, k, q, 1.0, z.data(), k, y0.data(), q, 0.0,
+                    rr.data() + (size_t)k * k, k);
   // C = U0_kᵀU_k = C' / (s0_i s_j); sin² = eig(I − CᵀC)
   dvec c((size_t)k * k), h((size_t)k * k, 0.0);
   for (int j = 0; j < k; ++j)
@@ -260,11 +337,11 @@ std::vector<double> principal_angles_one(const T* a_rm, const T* b_rm, int64_t n
 
 template void svd_one<float>(const float*, int64_t, int64_t, int64_t, bool, float*, float*, float*);
 template void svd_one<double>(const double*, int64_t, int64_t, int64_t, bool, double*, double*, double*);
-template void reference_one<float>(const float*, int64_t, int64_t, double*, double*);
-template void reference_one<double>(const double*, int64_t, int64_t, double*, double*);
-template CompareOut compare_one<float>(const float*, const double*, const double*, const float*, int64_t, int64_t,
-                                       int64_t);
-template CompareOut compare_one<double>(const double*, const double*, const double*, const double*, int64_t,
+template void reference_one<float>(const float*, int64_t, int64_t, int64_t, double*, double*);
+template void reference_one<double>(const double*, int64_t, int64_t, int64_t, double*, double*);
+template CompareOut compare_one<float>(const float*, const double*, const double*, int64_t, const float*, int64_t,
+                                       int64_t, int64_t);
+template CompareOut compare_one<double>(const double*, const double*, const double*, int64_t, const double*, int64_t,
                                         int64_t, int64_t);
 template std::vector<double> principal_angles_one<float>(const float*, const float*, int64_t, int64_t, int64_t);
 template std::vector<double> principal_angles_one<double>(const double*, const double*, int64_t, int64_t, int64_t);

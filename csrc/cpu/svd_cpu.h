@@ -13,23 +13,26 @@ namespace rlheals {
 template <typename T>
 void svd_one(const T* a, int64_t m, int64_t n, int64_t kk, bool compute_uv, T* u, T* s, T* vh);
 
-// Reference decomposition for compare(): singular values s0 (q = min(m, n), descending) and
-// the float64 singular vectors y0 (q x q row-major, column j = j-th vector) of the smaller side,
-// from the eigendecomposition of the float64 Gram matrix.
+// Reference decomposition for compare(): all singular values s0 (q = min(m, n), descending) and
+// the top kb float64 singular vectors y0 (q x kb row-major, column j = j-th vector) of the
+// smaller side, from the eigendecomposition of the float64 Gram matrix (kb = q: all of them).
 template <typename T>
-void reference_one(const T* w0, int64_t m, int64_t n, double* s0, double* y0);
+void reference_one(const T* w0, int64_t m, int64_t n, int64_t kb, double* s0, double* y0);
 
 struct CompareOut {
   std::vector<double> s;            // singular values of w, descending (q)
   std::vector<double> angles_left;  // top-k principal angles, ascending (k)
   std::vector<double> angles_right;
   double diag_energy = 0, offdiag_energy = 0;
+  double delta_fro = 0;             // ||w - w0||_F
   int64_t k = 0;
 };
 
-// The analysis of w against its reference (w0, s0, y0 from reference_one), top k directions.
+// The analysis of w against its reference (w0, s0, y0 with kb >= k columns from reference_one),
+// top k directions. Both matrices are read in row blocks of their tall form and accumulated in
+// float64, so the working set is a few q x q matrices, never a float64 copy of w.
 template <typename T>
-CompareOut compare_one(const T* w0, const double* s0, const double* y0, const T* w,
+CompareOut compare_one(const T* w0, const double* s0, const double* y0, int64_t kb, const T* w,
                        int64_t m, int64_t n, int64_t k);
 
 // Principal angles (ascending, radians) between span(a) (n x ka) and span(b) (n x kb), both

@@ -34,9 +34,10 @@ struct Handles {
   cublasHandle_t blas = nullptr;
 };
 
-// One handle pair per device, created on first use and bound to the caller's stream.
+// One handle pair per (host thread, device), created on first use and bound to the caller's
+// stream: Python runs several matrices at once from several threads, each on its own stream.
 Handles& handles(cudaStream_t stream) {
-  static std::map<int, Handles> cache;
+  thread_local std::map<int, Handles> cache;
   int dev = 0;
   cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
   Handles& h = cache[dev];
@@ -300,7 +301,7 @@ void svd(bool f64, const void* a, int64_t batch, int64_t m, int64_t n, int64_t k
   cuda_check(cudaGetLastError(), "svd");
 }
 
-void reference(bool f64, const void* w0, int64_t m, int64_t n, double* s0, double* y0, uintptr_t stream) {
+void reference(bool f64, const void* w0, int64_t m, int64_t n, int64_t kb, double* s0, double* y0, uintptr_t stream) {
   auto st = reinterpret_cast<cudaStream_t>(stream);
   Handles& h = handles(st);
   int q = (int)std::min(m, n);
@@ -309,26 +310,34 @@ void reference(bool f64, const void* w0, int64_t m, int64_t n, double* s0, doubl
   gram(h.blas, bd.p, m, n, g.p);
   syevd(h.solver, g.p, q, w.p, true, st, m, n);
   sqrt_reverse<<<blocks(q), kThreads, 0, st>>>(w.p, q, s0);
-  reverse_cols<<<blocks((int64_t)q * q), kThreads, 0, st>>>(g.p, q, y0, true);
+  reverse_cols<<<blocks((int64_t)q * kb), kThreads, 0, st>>>(g.p, q, kb, y0, true);
   cuda_check(cudaGetLastError(), "reference");
 }
 
-CompareOut compare(bool f64, const void* w0, const double* s0, const double* y0_rm, const void* w, int64_t m,
-                   int64_t n, int64_t k64, uintptr_t stream) {
+CompareOut compare(bool f64, const void* w0, const double* s0, const double* y0_rm, int64_t kb64, const void* w,
+                   int64_t m, int64_t n, int64_t k64, uintptr_t stream) {
   auto st = reinterpret_cast<cudaStream_t>(stream);
   Handles& h = handles(st);
   const bool tall = m >= n;
-  const int q = (int)std::min(m, n), k = (int)std::min<int64_t>(k64, q);
+  const int q = (int)std::min(m, n), k = (int)std::min<int64_t>(k64, q), kb = (int)kb64;
   const double one = 1, zero = 0, minus = -1;
+  if (k > kb) throw std::invalid_argument("k=" + std::to_string(k) + ": the reference keeps only " + std::to_string(kb) +
+                                          " singular vectors");
   AsDouble b0(f64, w0, m * n, st), b(f64, w, m * n, st);
-  Buf<double> g((size_t)q * q, st), ev(q, st), s(q, st), y((size_t)q * q, st), y0((size_t)q * q, st);
+  Buf<double> g((size_t)q * q, st), ev(q, st), s(q, st), y((size_t)q * q, st), y0((size_t)q * kb, st);
   gram(h.blas, b.p, m, n, g.p);
   syevd(h.solver, g.p, q, ev.p, true, st, m, n);
   sqrt_reverse<<<blocks(q), kThreads, 0, st>>>(ev.p, q, s.p);
-  reverse_cols<<<blocks((int64_t)q * q), kThreads, 0, st>>>(g.p, q, y.p, false);
-  copy(y0_rm, 0, q, y0.p, 0, q, q, 1, true, st);  // row-major -> column-major (a transpose)
+  reverse_cols<<<blocks((int64_t)q * q), kThreads, 0, st>>>(g.p, q, q, y.p, false);
+  copy(y0_rm, 0, kb, y0.p, 0, kb, q, 1, true, st);  // row-major q x kb -> column-major (a transpose)
   CompareOut out;
   out.k = k;
+  {  // ||W - W_ref||_F in float64
+    Buf<double> diff((size_t)m * n, st);
+    cuda_check(cudaMemcpyAsync(diff.p, b.p, sizeof(double) * m * n, cudaMemcpyDeviceToDevice, st), "copy");
+    blas_check(cublasDaxpy(h.blas, (int)(m * n), &minus, b0.p, 1, diff.p, 1), "axpy");
+    blas_check(cublasDnrm2(h.blas, (int)(m * n), diff.p, 1, &out.delta_fro), "nrm2");  // host pointer mode: syncs
+  }
   out.s.resize(q);
   std::vector<double> s0h(q);
   cuda_check(cudaMemcpyAsync(out.s.data(), s.p, q * sizeof(double), cudaMemcpyDeviceToHost, st), "copy s");
@@ -336,18 +345,27 @@ CompareOut compare(bool f64, const void* w0, const double* s0, const double* y0_
   cuda_check(cudaStreamSynchronize(st), "compare");
   if (!(s0h[k - 1] > 1e-13 * s0h[0]) || !(out.s[k - 1] > 1e-13 * out.s[0]))
     throw std::invalid_argument("k=" + std::to_string(k) + ": W_ref or W is numerically rank-deficient at k");
-  // small side: sines = singular values of D = Y0[:, k:]ᵀ Y[:, :k]
   std::vector<double> small_sin2, big_sin2(k);
-  if (q > k) {
-    int r = q - k, p = std::min(r, k);
-    Buf<double> d((size_t)r * k, st), dg((size_t)p * p, st), dw(p, st);
-    blas_check(cublasDgemm(h.blas, CUBLAS_OP_T, CUBLAS_OP_N, r, k, q, &one, y0.p + (size_t)k * q, q, y.p, q, &zero,
-                           d.p, r), "gemm D");
-    blas_check(cublasDsyrk(h.blas, CUBLAS_FILL_MODE_UPPER, k <= r ? CUBLAS_OP_T : CUBLAS_OP_N, p, k <= r ? r : k, &one,
-                           d.p, r, &zero, dg.p, p), "syrk D");
-    syevd(h.solver, dg.p, p, dw.p, false, st, m, n);
-    small_sin2.resize(p);
-    cuda_check(cudaMemcpyAsync(small_sin2.data(), dw.p, p * sizeof(double), cudaMemcpyDeviceToHost, st), "copy");
+  if (kb == q) {  // small side, exact: sines = singular values of D = Y0[:, k:]ᵀ Y[:, :k]
+    if (q > k) {
+      int r = q - k, p = std::min(r, k);
+      Buf<double> d((size_t)r * k, st), dg((size_t)p * p, st), dw(p, st);
+      blas_check(cublasDgemm(h.blas, CUBLAS_OP_T, CUBLAS_OP_N, r, k, q, &one, y0.p + (size_t)k * q, q, y.p, q, &zero,
+                             d.p, r), "gemm D");
+      blas_check(cublasDsyrk(h.blas, CUBLAS_FILL_MODE_UPPER, k <= r ? CUBLAS_OP_T : CUBLAS_OP_N, p, k <= r ? r : k,
+                             &one, d.p, r, &zero, dg.p, p), "syrk D");
+      syevd(h.solver, dg.p, p, dw.p, false, st, m, n);
+      small_sin2.resize(p);
+      cuda_check(cudaMemcpyAsync(small_sin2.data(), dw.p, p * sizeof(double), cudaMemcpyDeviceToHost, st), "copy");
+    }
+  } else {  // truncated reference basis: sin² = eig(I − DᵀD), D = Y0_kᵀ Y_k
+    Buf<double> d((size_t)k * k, st), hs((size_t)k * k, st), hw(k, st), dummy(k, st);
+    blas_check(cublasDgemm(h.blas, CUBLAS_OP_T, CUBLAS_OP_N, k, k, q, &one, y0.p, q, y.p, q, &zero, d.p, k), "gemm D");
+    eye<<<blocks((int64_t)k * k), kThreads, 0, st>>>(hs.p, k);
+    blas_check(cublasDsyrk(h.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, k, k, &minus, d.p, k, &one, hs.p, k), "syrk D");
+    syevd(h.solver, hs.p, k, hw.p, false, st, m, n);
+    small_sin2.resize(k);
+    cuda_check(cudaMemcpyAsync(small_sin2.data(), hw.p, k * sizeof(double), cudaMemcpyDeviceToHost, st), "copy");
   }
   // big side and energy through X = A0ᵀA: T = X [Y_k, Y0_k], RR = Y0_kᵀ T
   Buf<double> x((size_t)q * q, st), yy((size_t)q * 2 * k, st), t((size_t)q * 2 * k, st), rr((size_t)k * 2 * k, st);

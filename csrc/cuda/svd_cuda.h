@@ -18,15 +18,16 @@ Method parse_method(const std::string& name);
 void svd(bool f64, const void* a, int64_t batch, int64_t m, int64_t n, int64_t kk, bool compute_uv, void* u,
          void* s, void* vh, uintptr_t stream, Method method);
 
-// Float64 singular values (q) and small-side singular vectors (q x q row-major) of w0.
-void reference(bool f64, const void* w0, int64_t m, int64_t n, double* s0, double* y0, uintptr_t stream);
+// Float64 singular values (q) and the top kb small-side singular vectors (q x kb row-major) of w0.
+void reference(bool f64, const void* w0, int64_t m, int64_t n, int64_t kb, double* s0, double* y0, uintptr_t stream);
 
 struct CompareOut {
   std::vector<double> s, angles_left, angles_right;
-  double diag_energy = 0, offdiag_energy = 0;
+  double diag_energy = 0, offdiag_energy = 0, delta_fro = 0;
   int64_t k = 0;
 };
-CompareOut compare(bool f64, const void* w0, const double* s0, const double* y0, const void* w, int64_t m,
+// y0: q x kb row-major (kb >= k; kb == q gives exact small-side sines from the off-block).
+CompareOut compare(bool f64, const void* w0, const double* s0, const double* y0, int64_t kb, const void* w, int64_t m,
                    int64_t n, int64_t k, uintptr_t stream);
 
 // Raise std::invalid_argument(name ...) if the device array holds NaN or inf.

@@ -37,13 +37,19 @@ __global__ void sqrt_reverse(const double* w, int64_t q, D* s) {
     s[j] = (D)sqrt(fmax(0.0, w[q - 1 - j]));
 }
 
-// Column-major Y with columns in descending order: y[i + j*q] = z[i + (q-1-j)*q]; row_major
-// writes y[i*q + j] instead (the layout Python receives).
-__global__ void reverse_cols(const double* z, int64_t q, double* y, bool row_major) {
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < q * q; t += (int64_t)gridDim.x * blockDim.x) {
+// The first kb columns of Z (q x q, ascending) in descending order: column-major
+// y[i + j*q] = z[i + (q-1-j)*q], or row-major y[i*kb + j] (the layout Python receives).
+__global__ void reverse_cols(const double* z, int64_t q, int64_t kb, double* y, bool row_major) {
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < q * kb; t += (int64_t)gridDim.x * blockDim.x) {
     int64_t i = t % q, j = t / q;
-    y[row_major ? i * q + j : i + j * q] = z[i + (q - 1 - j) * q];
+    y[row_major ? i * kb + j : i + j * q] = z[i + (q - 1 - j) * q];
   }
+}
+
+// Identity (k x k).
+__global__ void eye(double* h, int64_t k) {
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < k * k; t += (int64_t)gridDim.x * blockDim.x)
+    h[t] = (t % k == t / k) ? 1.0 : 0.0;
 }
 
 // C = RR[:, :k] / (s0_i s_j) and H = I (k x k), column-major.

@@ -57,8 +57,9 @@ def available() -> bool:
 class _Dev:
     """One device array: pointer, metadata, and how to allocate more like it."""
 
-    def __init__(self, x: Any, name: str):
+    def __init__(self, x: Any, name: str, stream: int | None = None):
         self.is_torch = type(x).__module__.startswith("torch")
+        self._stream = stream
         self.x = x.detach() if self.is_torch else x
         cai = self.x.__cuda_array_interface__
         self.ptr = int(cai["data"][0])
@@ -69,6 +70,8 @@ class _Dev:
 
     @property
     def stream(self) -> int:
+        if self._stream is not None:
+            return self._stream
         if self.is_torch:
             import torch
             return int(torch.cuda.current_stream(self.x.device).cuda_stream)
@@ -106,13 +109,74 @@ def stack(items: list):
     return cupy.stack(items)
 
 
+#: Side streams (and host threads) for lists of matrices: one cuSOLVER call on a large GPU is
+#: far from filling it, so several matrices run at once. Override: RLHEALS_CUDA_STREAMS.
+STREAMS = int(os.environ.get("RLHEALS_CUDA_STREAMS", "4"))
+
+
+def _concurrent(items: list, fn, streams: int | None = None) -> list:
+    """fn(i, x, stream_ptr) for every item, on `streams` side streams in as many host threads
+    (the extension releases the GIL and keeps one cuSOLVER handle per thread), ordered after
+    the caller's current stream and joined back into it; results in item order."""
+    n = min(streams or STREAMS, len(items))
+    first = items[0]
+    if n <= 1:
+        return [fn(i, x, None) for i, x in enumerate(items)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    if type(first).__module__.startswith("torch"):
+        import torch
+
+        dev = first.device
+        cur = torch.cuda.current_stream(dev)
+        side = [torch.cuda.Stream(device=dev) for _ in range(n)]
+        for st in side:
+            st.wait_stream(cur)
+
+        def run(i):
+            st = side[i % n]
+            with torch.cuda.device(dev), torch.cuda.stream(st):
+                return fn(i, items[i], int(st.cuda_stream))
+
+        with ThreadPoolExecutor(n) as pool:
+            out = list(pool.map(run, range(len(items))))
+        for st in side:
+            cur.wait_stream(st)
+        for res in out:  # outputs were allocated on side streams and are used on the current one
+            for t in (res if isinstance(res, tuple) else (res,)):
+                if hasattr(t, "record_stream"):
+                    t.record_stream(cur)
+        return out
+    import cupy
+
+    cur = cupy.cuda.get_current_stream()
+    side = [cupy.cuda.Stream(non_blocking=True) for _ in range(n)]
+    ready = cur.record()
+    for st in side:
+        st.wait_event(ready)
+
+    def run_cp(i):
+        st = side[i % n]
+        with first.device, st:
+            return fn(i, items[i], int(st.ptr))
+
+    with ThreadPoolExecutor(n) as pool:
+        out = list(pool.map(run_cp, range(len(items))))
+    for st in side:
+        cur.wait_event(st.record())
+    return out
+
+
 def svd(items: list, kk: int, compute_uv: bool, method: str | None = None) -> list:
-    """Thin SVD of each device matrix; returns (U, S, Vh) or S per item, same framework."""
+    """Thin SVD of each device matrix; returns (U, S, Vh) or S per item, same framework.
+
+    A list runs on several streams at once (`STREAMS`), which is what makes the many
+    equal-shape matrices of a model (24 layers x 7 projections) fill a large GPU."""
     ext = _ext()
     ext.check_k(kk)
-    out = []
-    for i, x in enumerate(items):
-        d = _Dev(x, f"a[{i}]" if len(items) > 1 else "a")
+
+    def one(i, x, stream):
+        d = _Dev(x, f"a[{i}]" if len(items) > 1 else "a", stream)
         with d.device():
             f64 = d.check(2)
             m, n = d.shape
@@ -122,8 +186,9 @@ def svd(items: list, kk: int, compute_uv: bool, method: str | None = None) -> li
             vh = d.empty((r, n)) if compute_uv else None
             ext.svd(f64, d.ptr, 1, m, n, r, compute_uv, _ptr(u) if compute_uv else 0, _ptr(s),
                     _ptr(vh) if compute_uv else 0, d.stream, method or METHOD)
-        out.append((u, s, vh) if compute_uv else s)
-    return out
+        return (u, s, vh) if compute_uv else s
+
+    return _concurrent(items, one)
 
 
 def svd_stack(a: Any, kk: int, compute_uv: bool, method: str | None = None):
@@ -143,62 +208,108 @@ def svd_stack(a: Any, kk: int, compute_uv: bool, method: str | None = None):
     return (u, s, vh) if compute_uv else s
 
 
-def reference(items: list) -> list:
-    """(sigma, basis) float64 device arrays per reference matrix."""
+def reference(items: list, kb: int = -1) -> list:
+    """(sigma, basis) float64 device arrays per reference matrix (basis: top kb vectors, all if < 0)."""
     ext = _ext()
-    out = []
-    for i, x in enumerate(items):
-        d = _Dev(x, f"W_ref[{i}]" if len(items) > 1 else "W_ref")
+
+    def one(i, x, stream):
+        d = _Dev(x, f"W_ref[{i}]" if len(items) > 1 else "W_ref", stream)
         with d.device():
             f64 = d.check(2)
             m, n = d.shape
             q = min(m, n)
-            s0, y0 = d.empty((q,), True), d.empty((q, q), True)
-            ext.reference(f64, d.ptr, m, n, _ptr(s0), _ptr(y0), d.stream)
-        out.append((s0, y0))
-    return out
+            kv = q if kb < 0 else min(kb, q)
+            s0, y0 = d.empty((q,), True), d.empty((q, kv), True)
+            ext.reference(f64, d.ptr, m, n, kv, _ptr(s0), _ptr(y0), d.stream)
+        return s0, y0
+
+    return _concurrent(items, one)
 
 
-def compare(refs: list, items: list, k: int) -> list:
-    """Raw compare tuples (sigma, angles_left, angles_right, scaling, rotation, k) per pair."""
+def like(x: Any, ref: Any):
+    """x (numpy, torch CPU/CUDA or cupy) as a contiguous device array in ref's framework, on ref's
+    device (a no-op when it already is one): how host references reach a GPU comparison."""
+    if type(ref).__module__.startswith("torch"):
+        import torch
+
+        if type(x).__module__.startswith("torch"):
+            return x.to(device=ref.device).contiguous()
+        return torch.as_tensor(np.ascontiguousarray(x), device=ref.device)
+    import cupy
+
+    with ref.device:
+        return cupy.ascontiguousarray(cupy.asarray(x))
+
+
+def compare(refs: list, w0s: list, items: list, k: int) -> list:
+    """Raw compare tuples (sigma, angles_left, angles_right, scaling, rotation, k, delta_fro) per
+    pair. A reference decomposed on the host (e.g. the workflow's cached .npz) is moved to
+    the device here: its sigma and basis are small next to the matrices."""
     ext = _ext()
     ext.check_k(k)
-    out = []
-    for i, (r, x) in enumerate(zip(refs, items)):
-        d = _Dev(x, f"W[{i}]" if len(items) > 1 else "W")
-        d0 = _Dev(r.w, f"W_ref[{i}]" if len(items) > 1 else "W_ref")
+
+    def one(i, x, stream):
+        r, w0 = refs[i], w0s[i]
+        d = _Dev(x, f"W[{i}]" if len(items) > 1 else "W", stream)
+        d0 = _Dev(w0, f"W_ref[{i}]" if len(items) > 1 else "W_ref", stream)
         with d.device():
             f64 = d.check(2)
             if d0.check(2) != f64:
                 raise ValueError(f"{d.name}: dtype differs from {d0.name}")
             m, n = d.shape
-            for arr, nm in ((r.sigma, "sigma_ref"), (r.basis, "basis_ref")):
-                if not hasattr(arr, "__cuda_array_interface__") and not type(arr).__module__.startswith("torch"):
-                    raise ValueError(f"{nm}: the reference lives on the host; build it with reference() on GPU data")
-            res = ext.compare(f64, d0.ptr, _ptr(r.sigma), _ptr(r.basis), d.ptr, m, n, k if k > 0 else 1 << 62,
-                              d.stream)
-        out.append(tuple(np.asarray(v) if isinstance(v, list) else v for v in res))
-    return out
+            q = min(m, n)
+            sigma = like(np.ascontiguousarray(_host_np(r.sigma), np.float64) if not _on_gpu(r.sigma) else r.sigma, x)
+            basis = like(np.ascontiguousarray(_host_np(r.basis), np.float64) if not _on_gpu(r.basis) else r.basis, x)
+            if tuple(sigma.shape) != (q,) or basis.ndim != 2 or basis.shape[0] != q or not 1 <= basis.shape[1] <= q:
+                raise ValueError(f"{d.name}: reference sigma {tuple(sigma.shape)} / basis {tuple(basis.shape)} "
+                                 f"do not match a {m}x{n} matrix")
+            kb = int(basis.shape[1])
+            kk = q if k < 0 else min(k, q)
+            if kk > kb:
+                raise ValueError(f"k={kk}: the reference keeps only {kb} singular vectors; "
+                                 "decompose it with basis >= k")
+            res = ext.compare(f64, d0.ptr, _ptr(sigma), _ptr(basis), kb, d.ptr, m, n, kk, d.stream)
+        return tuple(np.asarray(v) if isinstance(v, list) else v for v in res)
+
+    return _concurrent(items, one)
+
+
+def _on_gpu(x) -> bool:
+    return hasattr(x, "__cuda_array_interface__") or (type(x).__module__.startswith("torch") and x.is_cuda)
+
+
+def _host_np(x):
+    if type(x).__module__.startswith("torch"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def principal_angles(A: Any, B: Any):
-    """Principal angles on the GPU with the framework's own SVD (scipy's sine/cosine rule)."""
+    """Principal angles on the GPU with the framework's own batched SVD (scipy's sine/cosine
+    rule), in float64; A (..., n, kA) and B (..., n, kB) with the same leading shape."""
     is_torch = type(A).__module__.startswith("torch")
     if is_torch:
         import torch as xp
-        svdvals = lambda x: torch_svdvals(x)  # noqa: E731
+        svdvals = torch_svdvals
+        tr = lambda x: x.transpose(-1, -2)  # noqa: E731
+        flip = lambda x: xp.flip(x, (-1,))  # noqa: E731
     else:
         import cupy as xp
         svdvals = lambda x: xp.linalg.svd(x, compute_uv=False)  # noqa: E731
-    if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[0]:
-        raise ValueError(f"A, B: expected (n, kA) and (n, kB), got {tuple(A.shape)} and {tuple(B.shape)}")
+        tr = lambda x: xp.swapaxes(x, -1, -2)  # noqa: E731
+        flip = lambda x: x[..., ::-1]  # noqa: E731
+    if A.ndim < 2 or B.ndim < 2 or tuple(A.shape[:-1]) != tuple(B.shape[:-1]):
+        raise ValueError(f"A, B: expected (..., n, kA) and (..., n, kB) with equal leading shapes, "
+                         f"got {tuple(A.shape)} and {tuple(B.shape)}")
+    if 0 in tuple(A.shape) or 0 in tuple(B.shape):
+        raise ValueError(f"A, B: empty array of shape {tuple(A.shape)} / {tuple(B.shape)}")
     A = A.double() if is_torch else A.astype(xp.float64)
     B = B.double() if is_torch else B.astype(xp.float64)
-    c = A.T @ B
-    kk = min(A.shape[1], B.shape[1])
-    cos = xp.clip(svdvals(c)[:kk], -1.0, 1.0)
-    res = B - A @ c if A.shape[1] >= B.shape[1] else A - B @ c.T
-    sin = xp.clip(xp.flip(svdvals(res), (0,)) if is_torch else svdvals(res)[::-1], 0.0, 1.0)[:kk]
+    c = tr(A) @ B
+    kk = min(A.shape[-1], B.shape[-1])
+    cos = xp.clip(svdvals(c)[..., :kk], -1.0, 1.0)
+    res = B - A @ c if A.shape[-1] >= B.shape[-1] else A - B @ tr(c)
+    sin = xp.clip(flip(svdvals(res)), 0.0, 1.0)[..., :kk]
     return xp.where(cos**2 >= 0.5, xp.arcsin(sin), xp.arccos(cos))
 
 

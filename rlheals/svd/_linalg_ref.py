@@ -72,23 +72,32 @@ def sines_to_angles(sin2: np.ndarray) -> np.ndarray:
     return np.sort(np.arcsin(np.sqrt(np.clip(sin2, 0.0, 1.0))))
 
 
-def compare_gram(A0: np.ndarray, s0: np.ndarray, Y0: np.ndarray, a: np.ndarray, k: int) -> dict:
+def compare_gram(w0: np.ndarray, s0: np.ndarray, Y0: np.ndarray, a: np.ndarray, k: int) -> tuple:
     """The analysis of one fine-tuned matrix against its reference, through float64 Grams.
 
-    (A0, s0, Y0) come from `gram_eig(W_ref)`; `a` is the fine-tuned matrix in its original
-    orientation. Small-side angles come from the off-block Y0[:, k:]ᵀ Y[:, :k] (sines, exact);
-    big-side angles from the cross Gram X = A0ᵀA; the scaling/rotation split is the diagonal
-    and off-diagonal energy of U0ₖᵀ ΔW V0ₖ.
+    (s0, Y0) come from `gram_eig(w0)` (Y0 may keep only its first kb >= k columns); `w0`
+    and `a` are the reference and fine-tuned matrices in their original orientation; k < 0
+    means full rank. Small-side angles come from the off-block Y0[:, k:]ᵀ Y[:, :k] when the
+    whole basis is kept (sines, exact), else from eig(I − DᵀD), D = Y0_kᵀ Y_k; big-side
+    angles from the cross Gram X = A0ᵀA; the scaling/rotation split is the diagonal and
+    off-diagonal energy of U0ₖᵀ ΔW V0ₖ. Returns the raw tuple that `summarize` takes:
+    (sigma, angles_left, angles_right, scaling, rotation, k, ‖a − w0‖_F).
     """
     tall = a.shape[0] >= a.shape[1]
+    A0 = np.asarray(w0 if tall else w0.T, dtype=np.float64)
     A, s, Y = gram_eig(a)
     q = A.shape[1]
-    k = min(k, q)
+    k = q if k < 0 else min(k, q)
+    if Y0.shape[1] < k:
+        raise ValueError(f"k={k}: the reference keeps only {Y0.shape[1]} singular vectors; decompose it with basis >= k")
     if s0[k - 1] <= RANK_TOL * s0[0] or s[k - 1] <= RANK_TOL * s[0]:
         raise ValueError(f"k={k}: a matrix is numerically rank-deficient at k (sigma_k ~ 0)")
-    # small side: sines are the singular values of the block of Y in the complement of Y0_k
-    D = Y0[:, k:].T @ Y[:, :k]
-    small_sin2 = np.linalg.eigvalsh(D.T @ D) if q > k else np.zeros(k)
+    if Y0.shape[1] == q:  # small side: sines are the singular values of the block of Y in the complement of Y0_k
+        D = Y0[:, k:].T @ Y[:, :k]
+        small_sin2 = np.linalg.eigvalsh(D.T @ D) if q > k else np.zeros(k)
+    else:
+        D = Y0[:, :k].T @ Y[:, :k]
+        small_sin2 = np.linalg.eigvalsh(np.eye(k) - D.T @ D)
     # big side: C = U0_kᵀ U_k through the cross Gram
     X = A0.T @ A
     C = (Y0[:, :k].T @ X @ Y[:, :k]) / s0[:k, None] / s[None, :k]
@@ -98,10 +107,35 @@ def compare_gram(A0: np.ndarray, s0: np.ndarray, Y0: np.ndarray, a: np.ndarray, 
     diag_e = float(np.sum(np.diag(M) ** 2))
     off_e = float(np.sum(M**2) - diag_e)
     right, left = (small_sin2, big_sin2) if tall else (big_sin2, small_sin2)
-    return summarize(s0, s, sines_to_angles(left), sines_to_angles(right), diag_e, off_e, k)
+    fro = float(np.linalg.norm(A - A0))
+    return s, sines_to_angles(left), sines_to_angles(right), diag_e, off_e, k, fro
 
 
-def summarize(s0, s, ang_left, ang_right, diag_e, off_e, k) -> dict:
+#: Relative spectral gap below which the top-k subspace counts as numerically undefined.
+GAP_TOL = 1e-8
+
+
+def spectral_gap(s: np.ndarray, k: int) -> float:
+    """(σ_k − σ_{k+1})/σ_k (1-based k; σ_{q+1} = 0, so 1 at full rank)."""
+    nxt = s[k] if k < s.size else 0.0
+    return float((s[k - 1] - nxt) / s[k - 1]) if s[k - 1] > 0 else 0.0
+
+
+def gap_warning(s0: np.ndarray, s: np.ndarray, k: int, delta_spec: float) -> bool:
+    """True where the top-k subspaces are not determined by the data at this perturbation size.
+
+    Wedin's theorem bounds sin of the largest angle by ‖ΔW‖_2 / δ with the cross gap
+    δ = min(σ0_k − σ_{k+1}, σ_k − σ0_{k+1}); when δ ≤ ‖ΔW‖_2 the bound says nothing, and the
+    angles can be large simply because σ_k ≈ σ_{k+1}. Also True where either relative gap is
+    below GAP_TOL (degenerate even without a perturbation).
+    """
+    nxt0 = s0[k] if k < s0.size else 0.0
+    nxt = s[k] if k < s.size else 0.0
+    delta = min(s0[k - 1] - nxt, s[k - 1] - nxt0)
+    return bool(delta <= delta_spec or min(spectral_gap(s0, k), spectral_gap(s, k)) <= GAP_TOL)
+
+
+def summarize(s0, s, ang_left, ang_right, diag_e, off_e, k, delta_fro=float("nan"), delta_spec=float("nan")) -> dict:
     """The dict that `rlheals.svd.linalg.compare` returns, built from the raw pieces."""
     s0 = np.asarray(s0, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
@@ -128,6 +162,11 @@ def summarize(s0, s, ang_left, ang_right, diag_e, off_e, k) -> dict:
         "scaling_energy": float(diag_e),
         "rotation_energy": float(off_e),
         "rotation_fraction": float(off_e / total) if total > 0 else 0.0,
+        "spectral_gap": spectral_gap(s0, int(k)),
+        "spectral_gap_ckpt": spectral_gap(s, int(k)),
+        "delta_fro": float(delta_fro),
+        "delta_spec": float(delta_spec),
+        "gap_warning": gap_warning(s0, s, int(k), float(delta_spec)) if np.isfinite(delta_spec) else False,
     }
 
 
@@ -145,9 +184,11 @@ def compare_svd(w0: np.ndarray, w: np.ndarray, k: int) -> dict:
     """Oracle for tests: two full float64 SVDs and scipy-style angles (slow, obviously right)."""
     u0, s0, vh0 = np.linalg.svd(np.asarray(w0, np.float64), full_matrices=False)
     u, s, vh = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)
-    k = min(k, s.size)
+    k = s.size if k is None or k < 0 else min(k, s.size)
     al = principal_angles(u0[:, :k], u[:, :k])
     ar = principal_angles(vh0[:k].T, vh[:k].T)
     M = u0[:, :k].T @ (np.asarray(w, np.float64) - np.asarray(w0, np.float64)) @ vh0[:k].T
     diag_e = float(np.sum(np.diag(M) ** 2))
-    return summarize(s0, s, al, ar, diag_e, float(np.sum(M**2) - diag_e), k)
+    d = np.asarray(w, np.float64) - np.asarray(w0, np.float64)
+    return summarize(s0, s, al, ar, diag_e, float(np.sum(M**2) - diag_e), k, float(np.linalg.norm(d)),
+                     float(np.linalg.norm(d, 2)))

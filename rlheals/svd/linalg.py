@@ -269,9 +269,11 @@ def _array_module(x):
 class Reference:
     """A reference matrix decomposed once, to compare many checkpoints against.
 
-    `w` is the matrix itself (kept, not copied), `sigma` its singular values (float64,
-    descending) and `basis` the float64 singular vectors of its smaller side (right vectors
-    if m ≥ n, else left), from the eigendecomposition of its float64 Gram matrix.
+    `w` is the matrix itself (kept, not copied), `sigma` all its singular values (float64,
+    descending) and `basis` the float64 top singular vectors of its smaller side (right
+    vectors if m ≥ n, else left), q × kb with kb ≤ q columns, from the eigendecomposition of
+    its float64 Gram matrix. A reference made by any backend works with every backend: host
+    arrays are moved to the GPU (and back) by `compare` as needed.
     """
     w: Any
     sigma: Any
@@ -281,36 +283,60 @@ class Reference:
     def shape(self) -> tuple[int, int]:
         return tuple(self.w.shape)
 
+    @property
+    def vectors(self) -> int:
+        """How many singular vectors the reference keeps (compare's k can be at most this)."""
+        return int(self.basis.shape[1])
 
-def reference(W_ref: Any, backend: str = "auto"):
-    """Decompose reference matrices once (one matrix -> Reference; a list -> list)."""
+
+def _basis_arg(basis: int | None) -> int:
+    if basis is None:
+        return -1
+    if isinstance(basis, bool) or not isinstance(basis, (int, np.integer)) or basis < 1:
+        raise ValueError(f"basis={basis!r}: expected a positive integer or None (all vectors)")
+    return int(basis)
+
+
+def reference(W_ref: Any, backend: str = "auto", basis: int | None = None):
+    """Decompose reference matrices once (one matrix -> Reference; a list -> list).
+
+    `basis` keeps only the top `basis` singular vectors (all when None): a checkpoint can
+    then be compared at any k ≤ basis, and a cached reference of a big model stays small.
+    """
     batch = _batch(W_ref, "W_ref")
     be = _backend(batch, backend)
+    kb = _basis_arg(basis)
     if be == "cuda":
         from rlheals.svd import _linalg_gpu
-        res = [Reference(w, s, y) for w, (s, y) in zip(batch.items, _linalg_gpu.reference(batch.items))]
+        res = [Reference(w, s, y) for w, (s, y) in zip(batch.items, _linalg_gpu.reference(batch.items, kb))]
     elif be == "cpu":
-        res = [Reference(w, s, y) for w, (s, y) in zip(batch.items, _cpu_ext().reference(batch.items, _threads()))]
+        res = [Reference(w, s, y) for w, (s, y) in zip(batch.items, _cpu_ext().reference(batch.items, kb, _threads()))]
     else:
         res = []
         for w in batch.items:
             _ref.check_matrix("W_ref", w)
             _, s, y = _ref.gram_eig(w)
-            res.append(Reference(w, s, y))
+            y = y if kb < 0 else y[:, :kb]
+            res.append(Reference(w, s, np.ascontiguousarray(y)))
     return res[0] if batch.kind == "single" else res
 
 
-def compare(W_ref: Any, W: Any, k: int, backend: str = "auto"):
+def compare(W_ref: Any, W: Any, k: int | None, backend: str = "auto"):
     """Everything the analysis needs for one (or a list of) reference/fine-tuned matrix pair(s).
 
-    W_ref: a matrix, a `Reference` (decomposed once, reused), or a list of either; W: the
-    fine-tuned matrix (or list, same length). k: how many top singular directions the angles
-    and the energy split use (clipped to min(m, n)). Returns a dict (a list of dicts):
-    sigma_ref, sigma, sigma_rel_change (arrays) and its |.| mean/max/median and signed mean;
-    angles_left/right (top-k principal angles, radians, ascending) with their mean and max;
-    proj_dist_left/right = ‖P_ref − P‖_F of the top-k projectors; scaling_energy /
-    rotation_energy = diagonal / off-diagonal part of ‖U0ₖᵀ (W − W_ref) V0ₖ‖²_F and
-    rotation_fraction. All in float64.
+    W_ref: a matrix, a `Reference` (decomposed once, reused; made by any backend), or a list
+    of either; W: the fine-tuned matrix (or list, same length). k: how many top singular
+    directions the angles and the energy split use (clipped to min(m, n); None = full rank).
+    Returns a dict (a list of dicts): k; sigma_ref, sigma, sigma_rel_change (arrays) and its
+    |.| mean/max/median and signed mean; angles_left/right (top-k principal angles, radians,
+    ascending) with their mean and max; proj_dist_left/right = ‖P_ref − P‖_F of the top-k
+    projectors; scaling_energy / rotation_energy = diagonal / off-diagonal part of
+    ‖U0ₖᵀ (W − W_ref) V0ₖ‖²_F and rotation_fraction; spectral_gap / spectral_gap_ckpt =
+    (σ_k − σ_{k+1})/σ_k of W_ref / W; delta_fro, delta_spec = ‖W − W_ref‖_F, ‖W − W_ref‖_2
+    (the latter a block power-iteration estimate, from below); gap_warning: True where the
+    top-k subspaces are not determined at this perturbation size (Wedin: the gap
+    min(σ0_k − σ_{k+1}, σ_k − σ0_{k+1}) is at most ‖ΔW‖_2, or below 1e-8·σ_k), so angles
+    there say more about σ_k ≈ σ_{k+1} than about rotation. All in float64.
     """
     kk = _k_arg(k)
     single = not isinstance(W, (list, tuple))
@@ -330,23 +356,59 @@ def compare(W_ref: Any, W: Any, k: int, backend: str = "auto"):
     return out[0] if single else out
 
 
+def _host64(x) -> np.ndarray:
+    """A C-contiguous float64 host copy (or view) of a reference's sigma/basis, from any backend."""
+    return np.ascontiguousarray(_host(x), dtype=np.float64)
+
+
 def _compare_many(refs: list, Ws: list, k: int, backend: str) -> list[dict]:
     batch = _batch(Ws, "W")
     be = _backend(batch, backend)
     if be == "cuda":
         from rlheals.svd import _linalg_gpu
-        raw = _linalg_gpu.compare(refs, batch.items, k)
-    elif be == "cpu":
-        raw = _cpu_ext().compare([_to_host(r.w, "W_ref")[0] for r in refs], [r.sigma for r in refs],
-                                 [r.basis for r in refs], batch.items, k, _threads())
+        w0s = [_linalg_gpu.like(r.w, w) for r, w in zip(refs, batch.items)]
+        raw = _linalg_gpu.compare(refs, w0s, batch.items, k)
     else:
-        res = []
-        for r, w in zip(refs, batch.items):
+        w0s = [_to_host(_host(r.w), "W_ref")[0] for r in refs]
+    if be == "cpu":
+        raw = _cpu_ext().compare(w0s, [_host64(r.sigma) for r in refs], [_host64(r.basis) for r in refs],
+                                 batch.items, k, _threads())
+    elif be == "numpy":
+        raw = []
+        for r, w0, w in zip(refs, w0s, batch.items):
             _ref.check_matrix("W", w)
-            A0 = np.asarray(r.w if r.w.shape[0] >= r.w.shape[1] else r.w.T, np.float64)
-            res.append(_ref.compare_gram(A0, r.sigma, r.basis, w, k))
-        return res
-    return [_ref.summarize(_host(r.sigma), *(_host(x) for x in item)) for r, item in zip(refs, raw)]
+            _ref.check_matrix("W_ref", w0)
+            if w0.dtype != w.dtype:
+                raise ValueError(f"W: dtype {w.dtype} does not match W_ref dtype {w0.dtype}")
+            raw.append(_ref.compare_gram(w0, _host64(r.sigma), _host64(r.basis), w, k))
+    out = []
+    for r, w0, w, item in zip(refs, w0s, batch.items, raw):
+        s, al, ar, de, oe, kk, fro = (_host(x) for x in item)
+        out.append(_ref.summarize(_host64(r.sigma), s, al, ar, de, oe, int(kk), float(fro),
+                                  spectral_norm_diff(w0, w)))
+    return out
+
+
+def spectral_norm_diff(w0: Any, w: Any, iters: int = 6, block: int = 4) -> float:
+    """‖W − W0‖_2, estimated by block power iteration from a seeded start (from below; within
+    a few % on the flat top spectra of fine-tuning updates, which is all the gap warning
+    needs). Costs 2·(iters + 1) passes over ΔW, far less than a decomposition; runs where
+    the data lives (numpy, torch or cupy)."""
+    xp = _array_module(w)
+    d = w - w0
+    start = np.random.default_rng(0).standard_normal((d.shape[1], min(block, d.shape[1])))
+    if xp is np:
+        x = start.astype(d.dtype)
+    elif xp.__name__ == "torch":
+        x = xp.from_numpy(start).to(device=d.device, dtype=d.dtype)
+    else:
+        x = xp.asarray(start, dtype=d.dtype)
+    for _ in range(iters):
+        x, _ = xp.linalg.qr(d.T @ (d @ x))
+    y = d @ x
+    sv = xp.linalg.svdvals(y) if xp.__name__ == "torch" else xp.linalg.svd(y, compute_uv=False)
+    top = float(np.max(_host(sv)))
+    return top if np.isfinite(top) else 0.0
 
 
 def _host(x):

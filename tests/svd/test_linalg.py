@@ -7,8 +7,13 @@ from rlheals.svd import _linalg_ref as ref
 from rlheals.svd import linalg
 from tolerances import identical_bounds
 
-ext = pytest.importorskip("rlheals.svd._svd_cpu", reason="extension not built; run `make install`")
-BACKENDS = ["cpu", "numpy"]
+try:
+    from rlheals.svd import _svd_cpu  # noqa: F401
+    HAVE_EXT = True
+except ImportError:  # the numpy fallback is still tested
+    HAVE_EXT = False
+BACKENDS = (["cpu"] if HAVE_EXT else []) + ["numpy"]
+needs_ext = pytest.mark.skipif(not HAVE_EXT, reason="extension not built; run `make install`")
 TOL = {np.float32: 2e-5, np.float64: 1e-12}  # relative to the matrix's scale (sigma_max), never absolute
 EPS = np.finfo(np.float64).eps
 
@@ -83,6 +88,7 @@ def test_top_k_list_and_stack(backend):
     np.testing.assert_allclose(s_only, np.linalg.svd(stack, compute_uv=False)[:, :3], atol=tol, rtol=0)
 
 
+@needs_ext
 def test_torch_tensor_in_torch_out():
     torch = pytest.importorskip("torch")
     t = torch.randn(10, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -169,6 +175,94 @@ def test_compare_matches_two_svds(shape, dtype, backend):
     r = linalg.reference(w0, backend=backend)
     again = linalg.compare([r, r], [w, w], k, backend=backend)
     assert again[1]["angle_left_mean"] == pytest.approx(got["angle_left_mean"], rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(30, 20), (20, 30), (16, 16)])
+def test_compare_k_none_is_full_rank(shape, backend):
+    """k=None means full rank in every backend (and reports k = min(m, n), not -1)."""
+    rng = _rng(11)
+    w0 = rng.standard_normal(shape)
+    w = w0 + 1e-3 * rng.standard_normal(shape)
+    got = linalg.compare(linalg.reference(w0, backend="numpy"), w, k=None, backend=backend)
+    want = ref.compare_svd(w0, w, min(shape))
+    assert got["k"] == min(shape)
+    assert got["angles_left"].shape == (min(shape),) and got["angles_right"].shape == (min(shape),)
+    for key in ("angle_left_max", "angle_right_max"):  # cos-based sines: ~sqrt(eps) rad floor at angle 0
+        assert got[key] == pytest.approx(want[key], abs=2e-7), key
+    for key in ("scaling_energy", "rotation_energy", "sigma_rel_change_max"):
+        assert got[key] == pytest.approx(want[key], rel=1e-6), key
+    assert got["spectral_gap"] == pytest.approx(1.0)  # sigma_{q+1} = 0
+
+
+@pytest.mark.parametrize("made_by", BACKENDS)
+@pytest.mark.parametrize("used_by", BACKENDS)
+@pytest.mark.parametrize("basis", [None, 8])
+def test_reference_works_across_backends(made_by, used_by, basis):
+    """A reference decomposed by one backend (full or truncated basis) is usable by every other."""
+    rng = _rng(12)
+    w0 = (0.02 * rng.standard_normal((60, 24))).astype(np.float32)
+    w = (w0 + 2e-5 * rng.standard_normal(w0.shape)).astype(np.float32)
+    r = linalg.reference(w0, backend=made_by, basis=basis)
+    assert r.vectors == (basis or 24) and r.basis.flags.c_contiguous
+    got = linalg.compare(r, w, 6, backend=used_by)
+    want = ref.compare_svd(w0, w, 6)
+    np.testing.assert_allclose(got["angles_left"], want["angles_left"], atol=1e-9)
+    np.testing.assert_allclose(got["angles_right"], want["angles_right"], atol=1e-9)
+    assert got["rotation_energy"] == pytest.approx(want["rotation_energy"], rel=1e-6)
+    if basis is not None:
+        with pytest.raises(ValueError, match="keeps only 8"):
+            linalg.compare(r, w, 9, backend=used_by)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(80, 30), (30, 80)])
+def test_truncated_basis_matches_full(shape, backend):
+    rng = _rng(13)
+    w0 = rng.standard_normal(shape)
+    w = w0 + 1e-4 * rng.standard_normal(shape)
+    full = linalg.compare(linalg.reference(w0, backend=backend), w, 10, backend=backend)
+    part = linalg.compare(linalg.reference(w0, backend=backend, basis=10), w, 10, backend=backend)
+    for side in ("angles_left", "angles_right"):
+        np.testing.assert_allclose(part[side], full[side], rtol=1e-6, atol=2e-8)  # sin² from 1 - cos² : ~1e-8 rad
+    np.testing.assert_allclose(part["sigma"], full["sigma"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spectral_gap_and_warning(backend):
+    """gap = (s_k - s_{k+1})/s_k of both matrices; the warning fires where the gap at k is
+    below the perturbation (Wedin's bound says nothing) and stays off where it is wide."""
+    rng = _rng(14)
+    q1, _ = np.linalg.qr(rng.standard_normal((50, 20)))
+    q2, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+    s = np.linspace(2.0, 1.0, 20)
+    s[4] = s[5] + 1e-7  # sigma_5 ~ sigma_6: the top-5 subspace is not determined by a 1e-4 perturbation
+    w0 = (q1 * s) @ q2.T
+    w = w0 + 1e-4 * rng.standard_normal(w0.shape)
+    r = linalg.reference(w0, backend=backend)
+    bad = linalg.compare(r, w, 5, backend=backend)
+    good = linalg.compare(r, w, 10, backend=backend)
+    s0 = np.linalg.svd(w0, compute_uv=False)
+    s1 = np.linalg.svd(w, compute_uv=False)
+    assert bad["spectral_gap"] == pytest.approx((s0[4] - s0[5]) / s0[4], rel=1e-4, abs=1e-12)
+    assert good["spectral_gap"] == pytest.approx((s0[9] - s0[10]) / s0[9], rel=1e-9)
+    assert good["spectral_gap_ckpt"] == pytest.approx((s1[9] - s1[10]) / s1[9], rel=1e-9)
+    assert bad["gap_warning"] and not good["gap_warning"]
+    d = w - w0
+    assert good["delta_fro"] == pytest.approx(np.linalg.norm(d), rel=1e-10)
+    spec = np.linalg.norm(d, 2)
+    assert 0.9 * spec <= good["delta_spec"] <= spec * (1 + 1e-9)
+
+
+def test_spectral_norm_diff_is_close_from_below():
+    rng = _rng(15)
+    for shape in [(200, 60), (60, 200), (1, 5)]:
+        w0 = rng.standard_normal(shape).astype(np.float32)
+        w = w0 + 1e-3 * rng.standard_normal(shape).astype(np.float32)
+        est = linalg.spectral_norm_diff(w0, w)
+        exact = np.linalg.norm((w - w0).astype(np.float64), 2)
+        assert 0.9 * exact <= est <= exact * (1 + 1e-5)
+    assert linalg.spectral_norm_diff(np.eye(3), np.eye(3)) == 0.0
 
 
 def test_compare_identical_is_zero():
