@@ -9,7 +9,7 @@ rule reference_svd:
     output:
         f"{seed_dir('{seed}')}/analysis/svd/{{ckpt}}.npz",
     params:
-        analysis=section("analysis", drop=("references", "rotation_ratio", "top_k")),
+        analysis=section("analysis", drop=("references", "rotation_ratio")),
         code=code_version("reference_svd"),
     log:
         "logs/reference_svd/s{seed}-{ckpt}.log",
@@ -17,7 +17,8 @@ rule reference_svd:
         "benchmarks/reference_svd/s{seed}-{ckpt}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=by_attempt(4000),
+        mem_mb=svd_mem_mb("reference"),
+        gpu=svd_gpus(),
         runtime=by_attempt(60),
     conda:
         "../envs/rlheals.yaml"
@@ -44,7 +45,8 @@ rule analyze:
         "benchmarks/analyze/s{seed}-{ckpt}--{ref}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=by_attempt(4000),
+        mem_mb=svd_mem_mb("analyze"),
+        gpu=svd_gpus(),
         runtime=by_attempt(60),
     conda:
         "../envs/rlheals.yaml"

@@ -157,6 +157,7 @@ def get_final_output():
 
 # ---------------------------------------------------------------- evaluation, analysis, edits, report
 import rlheals.report.references
+import rlheals.svd.weights
 
 FIG = f"{RESULTS}/figures"
 
@@ -204,6 +205,39 @@ def edit_config(name):
         if entry["name"] == name:
             return entry
     raise WorkflowError(f"no edit named '{name}' in config key 'edits'")
+
+
+# ---------------------------------------------------------------- SVD job resources
+def model_arch():
+    """config.json fields of the model every checkpoint shares (the base's architecture):
+    read from the local model or the built base when it exists, else from model.tiny."""
+    src = config["model"]["source"]
+    path = Path(config["model"]["local_path"] if src == "local" else model_dir("base", seeds()[0])) / "config.json"
+    if path.exists():
+        return rlheals.svd.weights.model_config(path.parent)
+    if src == "tiny":
+        t = config["model"]["tiny"]
+        return {"hidden_size": t["hidden_size"], "num_attention_heads": t["num_heads"],
+                "num_key_value_heads": t["num_kv_heads"], "intermediate_size": t["intermediate_size"]}
+    return {"hidden_size": 576, "num_attention_heads": 9, "num_key_value_heads": 3, "intermediate_size": 1536}
+
+
+def svd_gpus():
+    """GPUs an SVD job asks for: one when analysis.backend is cuda, or auto with GPUs in the
+    config (compute.gpus); auto on a CPU job simply runs on the CPU."""
+    backend = config["analysis"]["backend"]
+    return 1 if backend == "cuda" or (backend == "auto" and config["compute"]["gpus"] > 0) else 0
+
+
+def svd_mem_mb(task):
+    """mem_mb of an SVD job from the model's largest matrix, times the attempt (resources callable)."""
+
+    def mem(wildcards, threads, attempt):
+        shape = rlheals.svd.weights.largest_matrix(model_arch())
+        mb = rlheals.svd.weights.job_mem_mb(shape, task, threads, svd_gpus() > 0, config["analysis"]["top_k"])
+        return int(mb * attempt)  # grows on retries, like by_attempt
+
+    return mem
 
 
 def report_outputs():

@@ -12,6 +12,7 @@ rule edit:
         edit=lambda wc: edit_config(wc.name),
         target_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["target"], wc.seed),
         donor_ckpt=lambda wc: resolve_ckpt(edit_config(wc.name)["donor"], wc.seed),
+        backend=config["analysis"]["backend"],
         code=code_version("edit"),
     wildcard_constraints:
         name=r"[a-z0-9][a-z0-9_]*(-[a-z0-9_]+)*",
@@ -21,7 +22,8 @@ rule edit:
         "benchmarks/edit/s{seed}-{name}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=by_attempt(4000),
+        mem_mb=svd_mem_mb("edit"),
+        gpu=svd_gpus(),
         runtime=by_attempt(60),
     conda:
         "../envs/rlheals.yaml"

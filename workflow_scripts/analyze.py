@@ -4,7 +4,6 @@ import os
 import sys
 
 from rlheals.svd.analysis import analyze
-from rlheals.atomic import write_csv
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -12,7 +11,7 @@ os.environ.setdefault("RLHEALS_SVD_THREADS", str(snakemake.threads))
 cfg = snakemake.params.analysis
 labels = {"checkpoint": snakemake.wildcards.ckpt, "reference": snakemake.wildcards.ref,
           "reference_ckpt": snakemake.params.ref_ckpt}
-table = analyze(snakemake.input.ckpt, snakemake.input.ref, int(cfg["top_k"]), cfg["matrices"], labels, cfg["backend"],
-                cache=snakemake.input.cache, seed=int(snakemake.wildcards.seed))
-table.insert(0, "seed", int(snakemake.wildcards.seed))
-write_csv(snakemake.output[0], table)
+labels["seed"] = int(snakemake.wildcards.seed)  # a leading column, as in every table of a seed
+# rows are written as each group of matrices finishes, renamed into place at the end
+analyze(snakemake.input.ckpt, snakemake.input.ref, int(cfg["top_k"]), cfg["matrices"], labels, cfg["backend"],
+        cache=snakemake.input.cache, out=snakemake.output[0], seed=int(snakemake.wildcards.seed))

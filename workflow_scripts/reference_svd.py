@@ -9,4 +9,4 @@ sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 os.environ.setdefault("RLHEALS_SVD_THREADS", str(snakemake.threads))
 cfg = snakemake.params.analysis
-save_reference(snakemake.input[0], cfg["matrices"], snakemake.output[0], cfg["backend"])
+save_reference(snakemake.input[0], cfg["matrices"], snakemake.output[0], cfg["backend"], top_k=int(cfg["top_k"]))

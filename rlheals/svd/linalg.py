@@ -63,6 +63,26 @@ def backends() -> dict[str, bool]:
     return {"cpu": _cpu_ext() is not None, "cuda": _linalg_gpu.available(), "numpy": True}
 
 
+def job_device(backend: str = "auto") -> str:
+    """Where a job's matrices should live for `backend` ('auto', 'cpu', 'cuda'): 'cuda' when
+    this job has a GPU that torch sees and the CUDA extension is built (auto), or insisted on
+    (cuda: an error otherwise); else 'cpu'. The functions here then run where the data is."""
+    if backend not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"backend={backend!r}: expected auto, cpu or cuda")
+    if backend == "cpu":
+        return "cpu"
+    from rlheals.svd import _linalg_gpu
+    try:
+        import torch
+        ok = bool(torch.cuda.is_available()) and _linalg_gpu.available()
+    except ImportError:
+        ok = False
+    if backend == "cuda" and not ok:
+        raise RuntimeError("backend 'cuda', but this job sees no GPU with the CUDA extension built "
+                           "(rlheals.svd._svd_cuda); use auto or cpu, or run the job on a GPU node")
+    return "cuda" if ok else "cpu"
+
+
 def _threads() -> int:
     """Worker threads for batched calls: RLHEALS_SVD_THREADS, else the usable CPU count."""
     env = os.environ.get("RLHEALS_SVD_THREADS")
