@@ -52,12 +52,15 @@ def _numpy_row(w0, w, k):
     }
 
 
-@pytest.mark.parametrize("use_cache", [False, True])
+@pytest.mark.parametrize("use_cache", [False, True, "top_k"])
 def test_analysis_table_matches_numpy(models, tmp_path, use_cache):
     cache = None
     if use_cache:
         cache = tmp_path / "ref.npz"
-        save_reference(models / "ref", TYPES, cache)
+        save_reference(models / "ref", TYPES, cache, top_k=4 if use_cache == "top_k" else None)
+        with np.load(cache) as npz:  # top_k: matrices of rank >= 8 keep only their top 4 vectors
+            assert npz["model.layers.0.mlp.gate_proj.weight/basis"].shape == ((16, 4) if use_cache == "top_k" else (16, 16))
+            assert npz["model.layers.0.self_attn.k_proj.weight/basis"].shape == ((8, 4) if use_cache == "top_k" else (8, 8))
     labels = {"checkpoint": "sft-10", "reference": "base", "reference_ckpt": "base"}
     table = analyze(models / "ckpt", models / "ref", 4, TYPES, labels, cache=cache)
     assert len(table) == 2 * 7  # layers x matrix types
@@ -79,6 +82,33 @@ def test_analysis_table_matches_numpy(models, tmp_path, use_cache):
     for row in table.itertuples():
         assert row.delta_norm == pytest.approx(np.linalg.norm(cur[row.name].astype(np.float64) - ref[row.name]), rel=1e-12)
         assert 0 < row.spectral_gap_k <= 1 and row.null_angle_mean > 0
+
+
+def test_rows_are_written_as_they_come_and_match_the_table(models, tmp_path):
+    out = tmp_path / "sub" / "c--base.csv"
+    out.parent.mkdir()
+    labels = {"checkpoint": "c", "reference": "base", "reference_ckpt": "base"}
+    table = analyze(models / "ckpt", models / "ref", 4, TYPES, labels, out=out)
+    written = pd.read_csv(out)
+    assert list(written.columns) == list(table.columns)
+    pd.testing.assert_frame_equal(written, table, check_dtype=False)
+    assert {"spectral_gap", "spectral_gap_ckpt", "delta_fro", "delta_spec", "gap_warning"} <= set(table.columns)
+    ref, cur = load_matrices(models / "ref", TYPES), load_matrices(models / "ckpt", TYPES)
+    for row in table.itertuples():
+        s0 = np.linalg.svd(ref[row.name].astype(np.float64), compute_uv=False)
+        assert row.spectral_gap == pytest.approx((s0[3] - s0[4]) / s0[3], rel=1e-9)
+        assert row.delta_fro == pytest.approx(np.linalg.norm(cur[row.name] - ref[row.name]), rel=1e-6)
+    assert not list(tmp_path.glob("sub/*tmp*"))  # no temporary left behind
+
+
+def test_cpu_backend_is_forced_and_cuda_insists(models):
+    from rlheals.svd import linalg
+
+    assert linalg.job_device("cpu") == "cpu"
+    if not linalg.backends()["cuda"]:
+        assert linalg.job_device("auto") == "cpu"
+        with pytest.raises(RuntimeError, match="no GPU"):
+            analyze(models / "ckpt", models / "ref", 2, ["q_proj"], backend="cuda")
 
 
 def test_identical_models_have_no_drift(models):
