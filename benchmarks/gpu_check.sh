@@ -15,7 +15,7 @@ t0=$(date +%s)
 CUDA_ARCHS=90 FORCE_CUDA=1 timeout 200 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1
 echo "build rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
 t0=$(date +%s)
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/svd/test_linalg_cuda.py tests/svd/test_linalg.py -rs > "$OUT/tests.log" 2>&1
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/svd/test_linalg_cuda.py tests/svd/test_linalg.py tests/svd/test_weights.py -rs > "$OUT/tests.log" 2>&1
 echo "tests rc=$? in $(( $(date +%s) - t0 )) s: $(tail -1 "$OUT/tests.log")" | tee -a "$OUT/summary.log"
 t0=$(date +%s)
 timeout 40 python3 benchmarks/svd_bench.py --quick --device cuda > "$OUT/bench_quick.log" 2>&1
@@ -23,5 +23,8 @@ echo "quick bench rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log
 t0=$(date +%s)
 timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/svd_bench.py --device cuda > "$OUT/bench_full.log" 2>&1
 echo "full bench rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+t0=$(date +%s)
+timeout ${BENCH7B_TIMEOUT:-150} python3 benchmarks/svd_bench.py --model 7b --device cuda --layers 2 > "$OUT/bench_7b.log" 2>&1
+echo "7B bench rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
 grep -E "FAILED|Error" "$OUT/tests.log" | head -20
-cat "$OUT/bench_quick.log" "$OUT/bench_full.log"
+cat "$OUT/bench_quick.log" "$OUT/bench_full.log" "$OUT/bench_7b.log"

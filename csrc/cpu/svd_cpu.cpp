@@ -90,8 +90,9 @@ dvec syevd(dvec& g, int q, bool vectors, int64_t m, int64_t n) {
 
 // All eigenvalues of symmetric g (upper triangle set; destroyed) as singular values s (descending,
 // s = sqrt(max(0, lambda))) and, when kv > 0, the top kv eigenvectors into y (q x kv column-major,
-// column j = j-th largest). Few vectors (kv <= q/4) run dsytrd + dsterf (all values) + dstemr
-// (kv vectors) + dormtr, about the cost of the values alone; more run dsyevr for all of them.
+// column j = j-th largest; all q columns when kv > q/4). Few vectors (kv <= q/4) run dsytrd +
+// dsterf (all values) + dstemr (kv vectors) + dormtr, about the cost of the values alone; more
+// run dsyevr for all of them.
 void gram_svd(dvec& g, int q, int64_t m, int64_t n, double* s, dvec* y, int kv) {
   if (y == nullptr) kv = 0;
   if (kv == 0) {
@@ -109,8 +110,8 @@ void gram_svd(dvec& g, int q, int64_t m, int64_t n, double* s, dvec* y, int kv) 
       lapack_check(info, "dsyevr", m, n);
     }
     for (int j = 0; j < q; ++j) s[j] = std::sqrt(std::max(0.0, w[q - 1 - j]));
-    y->assign((size_t)q * kv, 0.0);
-    for (int j = 0; j < kv; ++j)
+    y->assign((size_t)q * q, 0.0);  // all q vectors (they came for free; compare uses the rest)
+    for (int j = 0; j < q; ++j)
       std::copy(z.data() + (size_t)(q - 1 - j) * q, z.data() + (size_t)(q - j) * q, y->data() + (size_t)j * q);
     return;
   }
@@ -273,17 +274,37 @@ CompareOut compare_one(const T* w0, const double* s0, const double* y0_rm, int64
     small_sin2 = syevd(hs, k, false, m64, n64);
   }
   // big side and energy: R = Z [Y_k, Y0_k] = [Y0_kᵀ X Y_k, Y0_kᵀ X Y0_k]
-  dvec rr((size_t)k * 2 * k);
-  scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, k, k, q, 1.0, z.data(), k, y.data(), q, 0.0, rr.data(), k);
+  dvec rr((size_t)k * 2 * k), big_sin2;
   scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, k, k, q, 1.0, z.data(), k, y0.data(), q, 0.0,
                     rr.data() + (size_t)k * k, k);
-  // C = U0_kᵀU_k = C' / (s0_i s_j); sin² = eig(I − CᵀC)
-  dvec c((size_t)k * k), h((size_t)k * k, 0.0);
-  for (int j = 0; j < k; ++j)
-    for (int i = 0; i < k; ++i) c[i + (size_t)j * k] = rr[i + (size_t)j * k] / (s0[i] * out.s[j]);
-  for (int i = 0; i < k; ++i) h[i + (size_t)i * k] = 1.0;
-  scipy_cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, k, k, -1.0, c.data(), k, 1.0, h.data(), k);
-  dvec big_sin2 = syevd(h, k, false, m64, n64);
+  // Square, well-conditioned and everything at hand: U0 and U are square orthogonal, so the big
+  // side's sines are exactly the singular values of the off-block U0[:, k:]ᵀ U_k, (q-k) x k,
+  // which is far cheaper than the k x k eigensolve below when k is near q.
+  const double cond_tol = 1e-8;
+  const bool square = p == q && kb == q && via_x && (int)(y.size() / q) == q && q > k &&
+                      s0[q - 1] > cond_tol * s0[0] && out.s[q - 1] > cond_tol * out.s[0];
+  if (square) {
+    const int r = q - k;
+    dvec zb((size_t)r * q), f((size_t)r * k);
+    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, r, q, q, 1.0, y0.data() + (size_t)k * q, q, x.data(), q,
+                      0.0, zb.data(), r);
+    scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, r, k, q, 1.0, zb.data(), r, y.data(), q, 0.0, f.data(),
+                      r);
+    for (int j = 0; j < k; ++j)
+      for (int i = 0; i < r; ++i) f[i + (size_t)j * r] /= s0[k + i] * out.s[j];
+    big_sin2 = gram_eigvals(f, r, k, m64, n64);
+    std::reverse(big_sin2.begin(), big_sin2.end());
+  } else {
+    scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, k, k, q, 1.0, z.data(), k, y.data(), q, 0.0, rr.data(),
+                      k);
+    // C = U0_kᵀU_k = C' / (s0_i s_j); sin² = eig(I − CᵀC)
+    dvec c((size_t)k * k), h((size_t)k * k, 0.0);
+    for (int j = 0; j < k; ++j)
+      for (int i = 0; i < k; ++i) c[i + (size_t)j * k] = rr[i + (size_t)j * k] / (s0[i] * out.s[j]);
+    for (int i = 0; i < k; ++i) h[i + (size_t)i * k] = 1.0;
+    scipy_cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, k, k, -1.0, c.data(), k, 1.0, h.data(), k);
+    big_sin2 = syevd(h, k, false, m64, n64);
+  }
   // energy split of M = U0_kᵀ ΔW V0_k = M' / s0_i − diag(s0)
   double diag = 0, total = 0;
   for (int j = 0; j < k; ++j)

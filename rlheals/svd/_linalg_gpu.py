@@ -114,22 +114,40 @@ def stack(items: list):
 STREAMS = int(os.environ.get("RLHEALS_CUDA_STREAMS", "4"))
 
 
+_POOL = None
+_SIDE: dict = {}
+
+
+def _pool(n: int):
+    """Host threads kept for the process: the extension keeps one cuSOLVER/cuBLAS handle pair
+    per thread, so threads that live on reuse theirs."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers < n:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(max(n, STREAMS), thread_name_prefix="rlheals-cuda")
+    return _POOL
+
+
+def _side_streams(key, n: int, make) -> list:
+    if len(_SIDE.get(key, ())) < n:
+        _SIDE[key] = [make() for _ in range(n)]
+    return _SIDE[key][:n]
+
+
 def _concurrent(items: list, fn, streams: int | None = None) -> list:
-    """fn(i, x, stream_ptr) for every item, on `streams` side streams in as many host threads
-    (the extension releases the GIL and keeps one cuSOLVER handle per thread), ordered after
-    the caller's current stream and joined back into it; results in item order."""
+    """fn(i, x, stream_ptr) for every item, on `streams` side streams from as many host threads
+    (the extension releases the GIL), ordered after the caller's current stream and joined
+    back into it; results in item order."""
     n = min(streams or STREAMS, len(items))
     first = items[0]
     if n <= 1:
         return [fn(i, x, None) for i, x in enumerate(items)]
-    from concurrent.futures import ThreadPoolExecutor
-
     if type(first).__module__.startswith("torch"):
         import torch
 
         dev = first.device
         cur = torch.cuda.current_stream(dev)
-        side = [torch.cuda.Stream(device=dev) for _ in range(n)]
+        side = _side_streams(("torch", str(dev)), n, lambda: torch.cuda.Stream(device=dev))
         for st in side:
             st.wait_stream(cur)
 
@@ -138,8 +156,7 @@ def _concurrent(items: list, fn, streams: int | None = None) -> list:
             with torch.cuda.device(dev), torch.cuda.stream(st):
                 return fn(i, items[i], int(st.cuda_stream))
 
-        with ThreadPoolExecutor(n) as pool:
-            out = list(pool.map(run, range(len(items))))
+        out = list(_pool(n).map(run, range(len(items))))
         for st in side:
             cur.wait_stream(st)
         for res in out:  # outputs were allocated on side streams and are used on the current one
@@ -150,7 +167,7 @@ def _concurrent(items: list, fn, streams: int | None = None) -> list:
     import cupy
 
     cur = cupy.cuda.get_current_stream()
-    side = [cupy.cuda.Stream(non_blocking=True) for _ in range(n)]
+    side = _side_streams(("cupy", first.device.id), n, lambda: cupy.cuda.Stream(non_blocking=True))
     ready = cur.record()
     for st in side:
         st.wait_event(ready)
@@ -160,8 +177,7 @@ def _concurrent(items: list, fn, streams: int | None = None) -> list:
         with first.device, st:
             return fn(i, items[i], int(st.ptr))
 
-    with ThreadPoolExecutor(n) as pool:
-        out = list(pool.map(run_cp, range(len(items))))
+    out = list(_pool(n).map(run_cp, range(len(items))))
     for st in side:
         cur.wait_event(st.record())
     return out

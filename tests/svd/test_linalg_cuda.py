@@ -118,3 +118,63 @@ def test_gpu_bad_input(fw):
         linalg.svd(_to_dev(np.ones(3), fw))
     with pytest.raises(ValueError, match="host"):
         linalg.svd(_to_dev(good, fw), backend="cpu")
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.parametrize("basis", [None, 16])
+@pytest.mark.parametrize("shape", [(256, 96), (96, 256)])
+def test_host_reference_on_gpu(fw, basis, shape):
+    """A reference decomposed on the host (the workflow's cached .npz) compares on the GPU,
+    full or truncated, with the same numbers as the CPU; and a GPU reference on the CPU."""
+    rng = np.random.default_rng(4)
+    w0 = (0.02 * rng.standard_normal(shape)).astype(np.float32)
+    w = (w0 + 2e-5 * rng.standard_normal(shape)).astype(np.float32)
+    host_ref = linalg.reference(w0, basis=basis)
+    want = linalg.compare(host_ref, w, 16)
+    got = linalg.compare(linalg.Reference(_to_dev(w0, fw), host_ref.sigma, host_ref.basis), _to_dev(w, fw), 16)
+    for key in ("angle_left_mean", "angle_right_max", "rotation_energy", "sigma_rel_change_max", "spectral_gap",
+                "delta_fro"):
+        assert got[key] == pytest.approx(want[key], rel=1e-6, abs=1e-9), key
+    dev_ref = linalg.reference(_to_dev(w0, fw), basis=basis)
+    back = linalg.compare(dev_ref, w, 16)  # device sigma/basis used by the CPU backend
+    assert back["angle_left_mean"] == pytest.approx(want["angle_left_mean"], rel=1e-6)
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_svd_list_on_streams_matches_numpy(fw):
+    rng = np.random.default_rng(5)
+    mats = [rng.standard_normal(sh) for sh in [(200, 64), (64, 200), (128, 128)] * 3]
+    res = linalg.svd([_to_dev(a, fw) for a in mats])
+    for a, (u, s, vh) in zip(mats, res):
+        np.testing.assert_allclose(_host(s), np.linalg.svd(a, compute_uv=False), rtol=1e-10)
+        np.testing.assert_allclose((_host(u) * _host(s)) @ _host(vh), a, atol=1e-10)
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_principal_angles_gpu_stacked(fw):
+    import scipy.linalg
+    rng = np.random.default_rng(6)
+    A = np.stack([np.linalg.qr(rng.standard_normal((40, 6)))[0] for _ in range(6)]).reshape(2, 3, 40, 6)
+    B = np.stack([np.linalg.qr(a + 1e-4 * rng.standard_normal(a.shape))[0] for a in A.reshape(6, 40, 6)]).reshape(A.shape)
+    got = _host(linalg.principal_angles(_to_dev(A, fw), _to_dev(B, fw)))
+    assert got.shape == (2, 3, 6)
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_allclose(got[i, j], np.sort(scipy.linalg.subspace_angles(A[i, j], B[i, j])), rtol=1e-6)
+
+
+def test_edits_on_gpu_match_cpu():
+    pytest.importorskip("torch")
+    from rlheals.svd.edits import edit_matrices
+    rng = np.random.default_rng(7)
+    ts = [rng.standard_normal((48, 20)), rng.standard_normal((20, 48))]
+    ds = [t + 0.1 * rng.standard_normal(t.shape) for t in ts]
+    for kind in ("directions", "values", "triplets_top", "triplets_bottom"):
+        cpu = edit_matrices(ts, ds, kind, 5, "cpu")
+        gpu = edit_matrices(ts, ds, kind, 5, "cuda")
+        for a, b in zip(cpu, gpu):
+            np.testing.assert_allclose(b, a, atol=1e-10)
+
+
+def test_auto_backend_uses_the_gpu():
+    assert linalg.job_device("auto") == "cuda"
