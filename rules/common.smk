@@ -41,6 +41,18 @@ def sft_steps():
     return sorted(config["sft"]["steps"])
 
 
+def shorter_sft_length(step):
+    """The configured SFT length just below `step` ([] for the shortest): the job for
+    `step` continues that length's trajectory, so it waits for it (rule sft_order)."""
+    below = [s for s in sft_steps() if s < int(step)]
+    return [max(below)] if below else []
+
+
+def sft_order_marker(seed, step):
+    """Marker that SFT length `step` of replicate `seed` may start (rule sft_order)."""
+    return f"{seed_dir(seed)}/train/sft-order/{step}.ready"
+
+
 def rl_save_steps():
     """RL steps at which a checkpoint is kept: every save_every, plus the last."""
     rl = config["rl"]

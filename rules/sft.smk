@@ -1,8 +1,31 @@
 # sft stage: one job per SFT length, all on one shared resumable trajectory
-# (results/train/sft/<hash>/); the list of lengths is not a param, so adding a length
-# runs only the new job, and that job trains at most sft.save_every steps (or continues
-# the longest run). Plus the SFT loss table.
+# (results/s<seed>/train/sft/<hash>/); the list of lengths is not a param, so adding a
+# length runs only the new job, and that job trains at most sft.save_every steps (or
+# continues the longest run). Plus the SFT loss table.
+#
+# The lengths of one trajectory run one after another: the job for a length waits (via
+# sft_order's marker) until the next-shorter length is exported, then continues from its
+# state. Submitted all at once, they would each hold a GPU while waiting for the
+# trajectory's lock. The marker is ancient() for the sft job, so inserting a length
+# re-makes only the longer length's marker, never reruns the longer length itself.
 SFT_TABLE = f"{RESULTS}/tables/sft_loss.csv"
+
+
+localrules:
+    sft_order,
+
+
+rule sft_order:
+    input:
+        lambda wc: [model_dir(f"sft-{s}", wc.seed) for s in shorter_sft_length(wc.step)],
+    output:
+        touch(sft_order_marker("{seed}", "{step}")),
+    log:
+        "logs/sft_order/s{seed}-{step}.log",
+    conda:
+        "../envs/rlheals.yaml"
+    shell:
+        "echo 'SFT length {wildcards.step} (seed {wildcards.seed}) may start: the shorter length is exported' > {log}"
 
 
 rule sft:
@@ -11,6 +34,7 @@ rule sft:
         train=data_file("sft_train"),
         heldout_id=data_file("sft_heldout_id"),
         heldout_ood=data_file("sft_heldout_ood"),
+        order=ancient(sft_order_marker("{seed}", "{step}")),
     output:
         model=directory(model_dir("sft-{step}", "{seed}")),
     params:

@@ -102,6 +102,8 @@ def test_every_rule_hashes_the_closure_of_its_own_script(code_params):
     repo, params = code_params
     for rule, code in params[""].items():
         script = params["scripts"][rule]
+        if script is None and code is None:
+            continue  # a shell rule: Snakemake's own code trigger hashes its command
         assert code is not None and script, f"rule {rule}: no code param or no script"
         path = (repo / "rules" / script).resolve()
         assert code == rlheals.code_fingerprint(path, repo / "rlheals"), f"rule {rule}: code param is not its script's"

@@ -176,6 +176,17 @@ def test_adding_an_sft_length_runs_only_the_new_jobs(done, tmp_path):
     assert not set(jobs) & (DATA | BASE | {"rl"}), jobs
 
 
+def test_inserting_an_sft_length_reruns_no_longer_length(done, tmp_path):
+    """sft-20 waits for the next-shorter length through an ancient marker: inserting 15
+    re-makes that marker but neither reruns sft-20 nor anything trained from it."""
+    repo, work, _ = done
+    jobs = scheduled(repo, work, _override(tmp_path, {"sft": {"steps": [10, 15, 20]}}))
+    print(f"\nsft.steps [10, 20] -> [10, 15, 20]: {jobs}")
+    n = len(_smoke_seeds(repo))
+    assert jobs.get("sft") == n and jobs.get("sft_order") == 2 * n, jobs
+    assert not set(jobs) & (DATA | BASE | {"rl"}), jobs
+
+
 def _jobs_with_wildcards(repo: Path, work: Path, configs: tuple[Path, ...]) -> list[tuple[str, dict]]:
     """(rule, wildcards) of every job `snakemake -n` would run."""
     proc = _snakemake(repo, work, "-n", configs=configs)
