@@ -30,8 +30,8 @@ SKIP = {".git", ".venv", ".snakemake", "results", "logs", "benchmarks", "__pycac
 # Stages, by rule: a change may schedule a later stage but never an earlier one.
 DATA = {"prepare_data", "pretrain_corpus"}
 BASE = {"base_model"}
-TRAINING = {"sft", "sft_losses", "rl"}
-EVALUATION = {"evaluate", "aggregate_eval", "select_references"}
+TRAINING = {"sft", "sft_order", "sft_losses", "aggregate_losses", "rl"}
+EVALUATION = {"evaluate", "aggregate_eval", "select_references", "aggregate_references"}
 DOWNSTREAM_OF_EVAL = {"analyze", "reference_svd", "aggregate_analysis", "edit",
                       "plot_eval", "plot_analysis", "plot_edits", "scorecard", "all"}
 
@@ -60,7 +60,14 @@ atexit.register(_record)
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
-    """(repo copy, work dir, import traces) after one complete smoke run."""
+    """(repo copy, work dir, import traces) after one complete smoke run.
+
+    RLHEALS_RERUNS_REUSE=<folder> reuses the finished run a previous session of these tests
+    left in <folder> (its repo, work and traces), instead of running the workflow again."""
+    reuse = os.environ.get("RLHEALS_RERUNS_REUSE")
+    if reuse:
+        base = Path(reuse)
+        return base / "repo", base / "work", base / "traces"
     base = tmp_path_factory.mktemp("reruns")
     repo = _copy_tree(base / "repo")
     work = base / "work"
