@@ -31,7 +31,7 @@ EXPECTED = {
     "csrc/cpu/svd_cpu.cpp": SVD,                            # the extension linalg loads
     "csrc/cuda/svd_cuda.cu": SVD,
     "setup.py": SVD,
-    "rlheals/svd/edits.py": SVD,                            # analysis imports edits
+    "rlheals/svd/edits.py": {"edit"},                       # only the edit script runs it
     # aggregate_eval runs evaluation.evaluate.aggregate: that module imports the verifier
     # at the top and train.models (checks, tokenizer) lazily
     "rlheals/task/verifier.py": {"evaluate", "aggregate_eval", "rl"},
