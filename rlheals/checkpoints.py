@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 
-ALGORITHMS = ("grpo", "rloo")
-_ALGO = "|".join(ALGORITHMS)
+#: The one list of RL algorithm names: checkpoint ids, the config schema (rl.algorithms,
+#: checkpoint references) and the workflow's wildcard constraints all follow from it.
+#: grpo and rloo are trl's trainers (rlheals.train.rl), ppo ours (rlheals.train.ppo).
+ALGORITHMS = ("grpo", "rloo", "ppo")
+ALGO_PATTERN = "|".join(ALGORITHMS)
+_ALGO = ALGO_PATTERN
 SFT_RE = re.compile(r"^sft-(\d+)$")
 RL_RE = re.compile(rf"^rl-({_ALGO})-(\d+)-(\d+)$")
 CKPT_RE = re.compile(rf"^(base|sft-\d+|rl-({_ALGO})-\d+-\d+|edit-[a-z0-9_-]+)$")

@@ -23,8 +23,16 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict:
+    """The schema, with the RL algorithm names filled in from `rlheals.checkpoints.ALGORITHMS`
+    (rl.algorithms and the checkpoint-reference pattern), so the names live in one list."""
+    from rlheals.checkpoints import ALGO_PATTERN, ALGORITHMS
+
     with open(SCHEMA_PATH) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    schema["properties"]["rl"]["properties"]["algorithms"]["items"]["enum"] = list(ALGORITHMS)
+    ref = schema["definitions"]["ckpt_ref"]
+    ref["pattern"] = ref["pattern"].replace("{ALGORITHMS}", ALGO_PATTERN)
+    return schema
 
 
 def _key(path) -> str:
@@ -100,7 +108,12 @@ def check_semantics(cfg: dict, check_paths: bool = True) -> None:
                 f"expected 0 (the base model) or one of sft.steps {sorted(sft_steps)}"
             )
     rl = cfg["rl"]
-    if rl["batch_size"] % rl["num_generations"]:
+    if rl["attempts"] > 1 and "rloo" in rl["algorithms"]:
+        problems.append(
+            f"config key 'rl.attempts': {rl['attempts']} attempts need trl's rollout_func, which RLOOTrainer "
+            "lacks in trl 1.16; expected rl.algorithms without rloo (grpo, ppo) or rl.attempts: 1"
+        )
+    if set(rl["algorithms"]) & {"grpo", "rloo"} and rl["batch_size"] % rl["num_generations"]:
         problems.append(
             f"config key 'rl.batch_size': {rl['batch_size']} must be divisible by "
             f"rl.num_generations ({rl['num_generations']})"
@@ -244,3 +257,24 @@ def merge(base: dict, over: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+#: rl keys that only select which RL jobs exist (changing them reruns no finished job).
+RL_SELECT_KEYS = ("fork_from", "algorithms", "steps")
+#: rl keys only trl's trainers read.
+RL_TRL_ONLY_KEYS = ("num_generations", "beta")
+
+
+def rl_job_options(rl: dict, algo: str) -> dict:
+    """The options one algorithm's RL job takes from config `rl` (validated): PPO gets
+    `rl.ppo` flattened in and not the trl-only keys; trl's GRPO/RLOO get no `rl.ppo`, and
+    single-turn runs neither `attempts` nor `gamma`, so jobs rerun only when what they
+    read changes."""
+    opts = {k: copy.deepcopy(v) for k, v in rl.items() if k not in RL_SELECT_KEYS}
+    ppo = opts.pop("ppo", {}) or {}
+    if algo == "ppo":
+        return {**{k: v for k, v in opts.items() if k not in RL_TRL_ONLY_KEYS}, **ppo}
+    if opts.get("attempts", 1) == 1:
+        opts.pop("attempts", None)
+        opts.pop("gamma", None)
+    return opts

@@ -259,9 +259,13 @@ def report_outputs():
     return figs + [f"{RESULTS}/tables/scorecard.csv"]
 
 
+# RL algorithm names come from the one list in rlheals.checkpoints.
+import rlheals.checkpoints
+
+
 wildcard_constraints:
-    ckpt=r"base|sft-\d+|rl-(grpo|rloo)-\d+-\d+|edit-[a-z0-9_-]+",
+    ckpt=rf"base|sft-\d+|rl-({rlheals.checkpoints.ALGO_PATTERN})-\d+-\d+|edit-[a-z0-9_-]+",
     step=r"\d+",
-    algo=r"grpo|rloo",
+    algo=rlheals.checkpoints.ALGO_PATTERN,
     split=r"id|ood|val_id|val_ood",
     seed=r"\d+",

@@ -1,7 +1,8 @@
-# rl stage: one job per (algorithm, fork) with trl (GRPO or RLOO; trl 1.16 has no PPO).
-# Fork step 0 starts from the base model. Each job keeps checkpoints every rl.save_every
-# steps as HF folders, writes its reward table, and resumes from its last saved state.
-
+# rl stage: one job per (algorithm, fork): grpo/rloo with trl (rlheals.train.rl), ppo with
+# our own trainer and value head (rlheals.train.ppo). Fork step 0 starts from the base model.
+# With rl.attempts > 1 an episode is reply, feedback, reply ... as evaluation plays it.
+# Each job keeps checkpoints every rl.save_every steps as HF folders, writes its reward
+# table, and resumes from its last saved state.
 
 rule rl:
     input:
@@ -11,7 +12,7 @@ rule rl:
         models=[directory(model_dir(f"rl-{{algo}}-{{step}}-{k}", "{seed}")) for k in rl_save_steps()],
         table=rl_table("{algo}", "{step}", "{seed}"),
     params:
-        rl=section("rl", drop=("fork_from", "algorithms", "steps")),
+        rl=lambda wc: rlheals.config.rl_job_options(config["rl"], wc.algo),
         keep=rl_save_steps(),
         seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],

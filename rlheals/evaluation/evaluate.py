@@ -5,7 +5,9 @@ a failed attempt the conversation continues with the verifier's feedback and onl
 unsolved hands go on to the next attempt. A hand counts as a success when any attempt
 is correct.
 
-Per split the summary holds: n, successes, success_rate and its Wilson interval,
+Per split the summary holds: n, attempts, successes (solved within the attempts),
+success_rate and its Wilson interval, the same at attempt 1 (successes_at_1,
+success_rate_at_1, ci_low_at_1, ci_high_at_1: what a single-attempt evaluation gives),
 mean_reward (the reward of each hand's last attempt, so +5 for a solved hand), the
 count of each hand's final outcome (`n_correct`, `n_partial`, `n_wrong_value`,
 `n_wrong_numbers`, `n_illegal_formula`, `n_format_error`) and `solved_at_<i>`, the
@@ -68,7 +70,8 @@ class EvalOptions:
 
 def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, split: str) -> tuple[dict, list[dict]]:
     """(summary row, reply rows) for one split's records ({id, cards, rule, ...})."""
-    from rlheals.task.prompts import build_prompt, retry_prompt
+    from rlheals.task.episode import next_context
+    from rlheals.task.prompts import build_prompt
 
     prompts = [build_prompt(r["cards"], r["rule"], opts.prompt_style) for r in records]
     history: list[list] = [[] for _ in records]  # (reply, verdict) per attempt
@@ -77,9 +80,7 @@ def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, spl
     for attempt in range(opts.attempts):
         if not pending:
             break
-        batch_prompts = [
-            prompts[i] if attempt == 0 else retry_prompt(prompts[i], history[i], opts.prompt_style) for i in pending
-        ]
+        batch_prompts = [next_context(prompts[i], history[i], opts.prompt_style) for i in pending]
         keys = [f"{split}/{records[i].get('id', i)}" for i in pending]  # each hand's own sampling seed
         replies = generate(model, tokenizer, batch_prompts, opts.decoding, attempt=attempt, keys=keys)
         still = []
@@ -153,9 +154,13 @@ def summarize(history: list[list], split: str, attempts: int, alpha: float = 0.0
             solved_at[len(tries) - 1] += 1
     successes = counts[Outcome.CORRECT.value]
     low, high = wilson(successes, n, alpha)
+    first = solved_at[0] if attempts else 0
+    low1, high1 = wilson(first, n, alpha)
     row = {
-        "split": split, "n": n, "successes": successes,
+        "split": split, "n": n, "attempts": attempts, "successes": successes,
         "success_rate": successes / n if n else float("nan"), "ci_low": low, "ci_high": high,
+        "successes_at_1": first, "success_rate_at_1": first / n if n else float("nan"),
+        "ci_low_at_1": low1, "ci_high_at_1": high1,
         "mean_reward": reward_sum / n if n else float("nan"),
     }
     row.update({f"n_{o}": c for o, c in counts.items()})
@@ -225,6 +230,11 @@ def aggregate(summaries: dict[str, str | os.PathLike], loss_csv: str | os.PathLi
             cis = [wilson(int(k), int(n), alpha) if n == n and n > 0 else (float("nan"), float("nan"))
                    for k, n in zip(table[f"{part}_successes"].fillna(0), table[f"{part}_n"])]
             table[f"{part}_ci_low"], table[f"{part}_ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
+    if "successes_at_1" not in table:  # a summary written before attempt-1 columns existed
+        table["successes_at_1"] = table["solved_at_1"] if "solved_at_1" in table else table["successes"]
+        table["success_rate_at_1"] = table["successes_at_1"] / table["n"]
+    cis = [wilson(int(k), int(n), alpha) for k, n in zip(table["successes_at_1"], table["n"])]
+    table["ci_low_at_1"], table["ci_high_at_1"] = [c[0] for c in cis], [c[1] for c in cis]
     for col in ("sft_step", "rl_step"):
         table[col] = table[col].astype("Int64")
     loss_cols = ["train_loss", "heldout_id_loss", "heldout_ood_loss"]

@@ -59,10 +59,11 @@ class DecodingOptions:
 
 
 def render(prompt: Prompt, tokenizer) -> str:
-    """Text fed to the model: a string as is, a message list through the chat template."""
-    if isinstance(prompt, str):
-        return prompt
-    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    """Text fed to the model: a string as is, a message list through the chat template
+    (`rlheals.task.episode.render_prompt`, shared with multi-turn RL)."""
+    from rlheals.task.episode import render_prompt
+
+    return render_prompt(prompt, tokenizer)
 
 
 def _encode(texts: list[str], tokenizer, chat: bool) -> dict:

@@ -3,7 +3,8 @@
 Every rate is drawn with its Wilson interval (band or error bar), so whether two points
 differ beyond noise can be read off the figure. With several seed replicates (a `seed`
 column in the tables) every seed is drawn thin or as dots, their mean bold, and the band
-or bar is the min-max spread over seeds. Each function takes the tidy tables
+or bar is the min-max spread over seeds. With more than one evaluation attempt, success
+within the N attempts is the solid line and success at attempt 1 the dotted one. Each function takes the tidy tables
 (eval.csv, sft_loss.csv, analysis.csv) and writes one PNG atomically.
 """
 from __future__ import annotations
@@ -38,9 +39,23 @@ def _spread(rows: pd.DataFrame, x: str, value: str = "success_rate") -> pd.DataF
     return rows.groupby(x)[value].agg(["mean", "min", "max"]).reset_index().sort_values(x)
 
 
+def _multi_attempt(rows: pd.DataFrame) -> int:
+    """N when the rows were evaluated with N > 1 attempts (then attempt 1 is drawn too), else 0."""
+    if "attempts" in rows and "success_rate_at_1" in rows and not rows.empty and int(rows["attempts"].max()) > 1:
+        return int(rows["attempts"].max())
+    return 0
+
+
 def _curve(ax, rows: pd.DataFrame, x: str, color: str, label: str, marker: str = "o") -> None:
     """A success curve over `x`. One seed: the rate with its Wilson band. Several seeds:
-    each seed as a thin line, their mean as a thick one and the min-max spread shaded."""
+    each seed as a thin line, their mean as a thick one and the min-max spread shaded.
+    With N > 1 attempts: success within N solid, at attempt 1 dotted (mean over seeds)."""
+    attempts = _multi_attempt(rows)
+    if attempts:
+        at1 = _spread(rows, x, "success_rate_at_1")
+        ax.plot(at1[x], 100 * at1["mean"], marker=marker, color=color, linestyle=":", mfc="none",
+                label=f"{label} (attempt 1)")
+        label = f"{label} (within {attempts})"
     seeds = sorted(rows["seed"].unique())
     if len(seeds) <= 1:
         rows = rows.sort_values(x)
@@ -140,8 +155,13 @@ def rl_forks(eval_table: pd.DataFrame, path) -> None:
             else:
                 grp = grp.sort_values("sft_step")
                 err = 100 * np.vstack([grp["success_rate"] - grp["ci_low"], grp["ci_high"] - grp["success_rate"]])
+                attempts = _multi_attempt(grp)
                 ax.errorbar(grp["sft_step"] + shift, 100 * grp["success_rate"], yerr=err, fmt="s-", color=color,
-                            capsize=3, label=f"after RL ({algo})")
+                            capsize=3, label=f"after RL ({algo}, within {attempts})" if attempts else f"after RL ({algo})")
+            if _multi_attempt(grp):
+                at1 = _spread(grp, "sft_step", "success_rate_at_1")
+                ax.plot(at1["sft_step"] + shift, 100 * at1["mean"], "s:", mfc="none", color=color,
+                        label=f"after RL ({algo}, attempt 1)")
         ax.set_title(f"{split.upper()} success")
         ax.set_xlabel("SFT step the fork starts from")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

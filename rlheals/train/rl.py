@@ -1,24 +1,30 @@
 """RL forks with trl: GRPO (default) or RLOO from one start checkpoint, rewarded by the verifier.
 
-One fork = one (algorithm, start checkpoint) run on the RL prompt set (ID rule). The
-reward is the task verifier's (`verifier.make_reward_fn`: the paper's +5/+1/-1/-2/-3
-table or binary); a second, zero-weight binary reward is logged so the table has the
-success rate. Checkpoints (full trainer state) are saved every `save_every` steps under a
-run folder named by what decides the run, marked complete when written, and resumed
-from after an interruption; each kept step is exported as an HF folder.
+One fork = one (algorithm, start checkpoint) run on the RL prompt set (ID rule). With
+`attempts: 1` a completion is one reply and the reward is the task verifier's
+(`verifier.make_reward_fn`: the paper's +5/+1/-1/-2/-3 table or binary); a second,
+zero-weight binary reward is logged so the table has the success rate. With `attempts`
+> 1 (GRPO only) a completion is a whole multi-turn episode played by trl's `rollout_func`
+(`rlheals.train.rollout`): reply, the verifier's feedback, reply ... as evaluation does,
+the feedback tokens masked out of the loss by the rollout's `env_mask`, and the reward is
+the episode's discounted return over its attempts (`gamma`). Checkpoints (full trainer
+state) are saved every `save_every` steps under a run folder named by what decides the
+run, marked complete when written, and resumed from after an interruption; each kept
+step is exported as an HF folder.
 
-The paper trained with PPO and a value head. trl 1.16 has no PPOTrainer (removed in
-1.13), so PPO is not offered; GRPO and RLOO are critic-free policy-gradient methods.
+PPO with a value head (the paper's algorithm) is `rlheals.train.ppo`; trl 1.16 has none.
+trl 1.16's RLOOTrainer has no `rollout_func`, so multi-turn RLOO is not offered.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 from datasets import Dataset
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, TrainerCallback
 
 from rlheals.atomic import atomic_path, read_jsonl, write_csv
 from rlheals.train.models import load_tokenizer, resolve_device
@@ -38,7 +44,8 @@ from rlheals.train.common import (
     trainer_kwargs,
 )
 
-ALGORITHMS = ("grpo", "rloo")
+#: The algorithms trained with trl here (PPO is rlheals.train.ppo).
+TRL_ALGORITHMS = ("grpo", "rloo")
 
 
 @dataclass
@@ -53,20 +60,51 @@ class RLOptions:
     max_completion_length: int = 48
     beta: float = 0.0
     reward: str = "paper"
+    attempts: int = 1
+    gamma: float = 0.9
     save_every: int = 50
     seed: int = 0
     device: str = "auto"
     threads: int = 2
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGORITHMS:
-            raise ValueError(f"rl algorithm '{self.algo}': expected one of {', '.join(ALGORITHMS)} (trl 1.16 has no PPO)")
+        if self.algo not in TRL_ALGORITHMS:
+            raise ValueError(
+                f"rl algorithm '{self.algo}': expected one of {', '.join(TRL_ALGORITHMS)} here "
+                "(ppo is rlheals.train.ppo)"
+            )
+        if self.attempts < 1:
+            raise ValueError(f"rl.attempts must be >= 1, got {self.attempts}")
+        if self.attempts > 1 and self.algo != "grpo":
+            raise ValueError(
+                f"rl.attempts {self.attempts} with {self.algo}: multi-turn episodes need trl's rollout_func, "
+                "which only GRPOTrainer has in trl 1.16 (use grpo or ppo, or rl.attempts: 1)"
+            )
         if self.batch_size % self.num_generations:
             raise ValueError(f"rl.batch_size ({self.batch_size}) must be divisible by rl.num_generations ({self.num_generations})")
 
     def run_key(self) -> dict:
-        """What decides the trajectory (not how often it is saved, nor where it runs)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads", "save_every")}
+        """What decides the trajectory (not how often it is saved, nor where it runs).
+        Single-turn runs keep the key they had before attempts/gamma existed."""
+        drop = {"device", "threads", "save_every"} | ({"attempts", "gamma"} if self.attempts == 1 else set())
+        return {k: v for k, v in asdict(self).items() if k not in drop}
+
+
+class _StepTimer(TrainerCallback):
+    """Adds each step's wall time (generation, rewards and update) to its log entry."""
+
+    def __init__(self) -> None:
+        self.start, self.last = 0.0, None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.last = time.perf_counter() - self.start
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.log_history and "reward" in state.log_history[-1] and self.last is not None:
+            state.log_history[-1]["step_time"] = round(self.last, 4)
 
 
 def load_prompts(path: str) -> Dataset:
@@ -79,6 +117,8 @@ def load_prompts(path: str) -> Dataset:
 def _config(run_dir: Path, max_steps: int, device: str, opts: RLOptions):
     from trl import GRPOConfig, RLOOConfig
 
+    multi = opts.attempts > 1
+
     common = dict(
         output_dir=str(run_dir),
         max_steps=max_steps,
@@ -89,7 +129,7 @@ def _config(run_dir: Path, max_steps: int, device: str, opts: RLOptions):
         learning_rate=opts.lr,
         lr_scheduler_type="constant",
         beta=opts.beta,
-        reward_weights=[1.0, 0.0],
+        reward_weights=[1.0, 0.0, 0.0] if multi else [1.0, 0.0],
         **trainer_kwargs(opts.seed, opts.save_every, device),
     )
     return (GRPOConfig if opts.algo == "grpo" else RLOOConfig)(**common)
@@ -124,13 +164,27 @@ def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, devi
     LOG.info("%s to step %d from %s (run %s)", opts.algo.upper(), target, f"step {start}" if ckpt else start_dir, run_dir)
     seed_all(opts.seed)
     trainer_cls = GRPOTrainer if opts.algo == "grpo" else RLOOTrainer
+    extra: dict = {}
+    if opts.attempts > 1:
+        from rlheals.train.rollout import EpisodeOptions, episode_reward_fns, make_trl_rollout, prompt_key
+
+        style = "compact" if isinstance(prompts[0]["prompt"], str) else "chat"
+        episode = EpisodeOptions(attempts=opts.attempts, style=style, temperature=opts.temperature,
+                                 max_new_tokens=opts.max_completion_length, reward=opts.reward, gamma=opts.gamma,
+                                 batch_size=opts.batch_size)
+        hands = {prompt_key(r["prompt"]): (r["cards"], r["rule"]) for r in prompts}
+        extra["rollout_func"] = make_trl_rollout(hands, episode)
+        reward_funcs = episode_reward_fns(opts.reward)
+    else:
+        reward_funcs = [make_reward_fn(opts.reward), make_reward_fn("binary")]
     trainer = trainer_cls(
         model=AutoModelForCausalLM.from_pretrained(start_dir, dtype="float32"),
-        reward_funcs=[make_reward_fn(opts.reward), make_reward_fn("binary")],
+        reward_funcs=reward_funcs,
         args=_config(run_dir, target, device, opts),
         train_dataset=prompts,
         processing_class=load_tokenizer(start_dir, padding_side="left"),
-        callbacks=[_MarkComplete()],
+        callbacks=[_StepTimer(), _MarkComplete()],
+        **extra,
     )
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
 
@@ -158,21 +212,38 @@ def train_rl(start_dir: str, prompts_path: str, keep_steps: list[int], out_dirs:
     write_csv(table_path, rl_frame(history, opts.reward))
 
 
+#: Columns of an RL fork's table (results/tables/rl/<algo>-<step>.csv), shared with PPO.
+RL_COLUMNS = ["step", "reward_mean", "reward_std", "success_rate", "success_rate_at_1", "attempts_mean", "kl",
+              "completion_length", "loss", "step_time"]
+
+
 def rl_frame(history: list[dict], reward_kind: str) -> pd.DataFrame:
-    """step, reward_mean, reward_std, success_rate, kl, completion_length from the log history."""
+    """One row per step from the trainer's log history.
+
+    reward_mean/std: the reward trained on (one reply's reward, or a multi-turn episode's
+    return); success_rate: solved within the attempts; success_rate_at_1: at the first
+    attempt (the same single-turn); completion_length: the model's tokens per completion.
+    step_time: wall seconds of that optimizer step (rollout included).
+    """
     rows = []
     for e in history:
         if "reward" not in e:
             continue
+        multi = f"rewards/gp_{reward_kind}_return/mean" in e
+        name = f"gp_{reward_kind}_return" if multi else f"gp_{reward_kind}_reward"
+        success = e.get("rewards/gp_binary_reward/mean")
         rows.append(
             {
                 "step": int(e["step"]),
-                "reward_mean": e.get(f"rewards/gp_{reward_kind}_reward/mean"),
-                "reward_std": e.get(f"rewards/gp_{reward_kind}_reward/std"),
-                "success_rate": e.get("rewards/gp_binary_reward/mean"),
+                "reward_mean": e.get(f"rewards/{name}/mean"),
+                "reward_std": e.get(f"rewards/{name}/std"),
+                "success_rate": success,
+                "success_rate_at_1": e.get("rewards/gp_first_attempt_reward/mean") if multi else success,
+                "attempts_mean": e.get("episode/attempts_mean") if multi else 1.0,
                 "kl": e.get("kl"),
                 "completion_length": e.get("completions/mean_length"),
                 "loss": e.get("loss"),
+                "step_time": e.get("step_time"),
             }
         )
-    return pd.DataFrame(rows, columns=["step", "reward_mean", "reward_std", "success_rate", "kl", "completion_length", "loss"])
+    return pd.DataFrame(rows, columns=RL_COLUMNS)

@@ -94,7 +94,9 @@ def test_known_model_gives_the_predicted_counts(known, tmp_path):
         assert row.n_format_error == row.n_partial == row.n_illegal_formula == row.n_wrong_value == 0
         assert row.mean_reward == pytest.approx(_mean_reward())
         assert (row.ci_low, row.ci_high) == pytest.approx(wilson(2, 6))
-        assert row.solved_at_1 == 2
+        assert row.solved_at_1 == 2 == row.successes_at_1 and row.attempts == 1
+        assert row.success_rate_at_1 == row.success_rate
+        assert (row.ci_low_at_1, row.ci_high_at_1) == pytest.approx(wilson(2, 6))
     assert pd.read_csv(tmp_path / "s.csv")["split"].tolist() == ["id", "ood"]
 
 
@@ -125,6 +127,8 @@ def test_retries_go_only_to_unsolved_hands(known, tmp_path):
     for outcome in ("correct", "wrong_numbers", "wrong_value", "illegal_formula", "format_error", "partial"):
         assert row[f"n_{outcome}"] == sum(r["outcome"] == outcome for r in last.values())
     assert row["solved_at_1"] + row["solved_at_2"] + row["solved_at_3"] == row["successes"]
+    assert row["attempts"] == 3 and row["successes_at_1"] == len(solved_first) == row["solved_at_1"]
+    assert row["success_rate_at_1"] == pytest.approx(len(solved_first) / len(HANDS))
     for r in replies:  # every stored verdict is the verifier's
         assert verify(r["reply"], r["cards"], r["rule"]).outcome.value == r["outcome"]
 
@@ -161,6 +165,19 @@ def test_summarize_and_aggregate(tmp_path):
     assert table.loc[table["checkpoint"] == "sft-10", "heldout_ood_loss"].tolist() == [1.5, 1.5]
     assert table.loc[table["stage"] == "rl", "train_loss"].isna().all()
     assert table["ci_low"].iloc[0] == pytest.approx(wilson(1, 2, 0.1)[0])
+    assert table["ci_high_at_1"].iloc[0] == pytest.approx(wilson(1, 2, 0.1)[1])
+    # a summary from before the attempt-1 columns gets them from solved_at_1
+    old = tmp_path / "old.csv"
+    pd.DataFrame([{k: v for k, v in row.items() if "_at_1" not in k or k == "solved_at_1"}]).to_csv(old, index=False)
+    assert aggregate({"base": old})["successes_at_1"].tolist() == [row["solved_at_1"]]
+
+
+def test_two_attempts_give_attempt_one_and_within_n_columns():
+    wrong = verify("formula: 1+1", ["A", "A", "2", "K"], "id")
+    right = verify(REPLY, *HANDS[0][:2])
+    row = summarize([[("a", wrong), ("b", right)], [("c", right)], [("d", wrong), ("e", wrong)]], "ood", attempts=2)
+    assert (row["successes"], row["successes_at_1"], row["solved_at_2"]) == (2, 1, 1)
+    assert row["success_rate_at_1"] == pytest.approx(1 / 3) and row["success_rate"] == pytest.approx(2 / 3)
 
 
 def test_wilson_and_tests():

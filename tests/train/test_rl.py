@@ -49,7 +49,9 @@ def test_rl_algorithm_updates_the_model_and_logs_rewards(start, algo, tmp_path):
 
 
 def test_rl_options_are_checked():
-    with pytest.raises(ValueError, match="no PPO"):
+    with pytest.raises(ValueError, match="rlheals.train.ppo"):
         RLOptions(algo="ppo")
+    with pytest.raises(ValueError, match="rollout_func"):
+        RLOptions(algo="rloo", attempts=5)
     with pytest.raises(ValueError, match="divisible"):
         RLOptions(batch_size=6, num_generations=4)

@@ -87,7 +87,14 @@ CASES = [
     ("no SFT lengths", setter("sft.steps", []), "sft.steps"),
     ("SFT length zero", setter("sft.steps", [0, 10]), "sft.steps[0]"),
     ("fork from an untrained SFT length", setter("rl.fork_from", [10, 15]), "rl.fork_from[1]"),
-    ("unknown RL algorithm", setter("rl.algorithms", ["ppo"]), "rl.algorithms[0]"),
+    ("unknown RL algorithm", setter("rl.algorithms", ["ppx"]), "rl.algorithms[0]"),
+    ("multi-turn RLOO", both(setter("rl.algorithms", ["rloo"]), setter("rl.attempts", 5)), "rl.attempts"),
+    ("zero RL attempts", setter("rl.attempts", 0), "rl.attempts"),
+    ("discount above one", setter("rl.gamma", 1.5), "rl.gamma"),
+    ("unknown PPO key", setter("rl.ppo.kl_coef", 0.1), "'kl_coef' under 'rl.ppo'"),
+    ("zero PPO clip", setter("rl.ppo.clip_range", 0), "rl.ppo.clip_range"),
+    ("GAE lambda above one", setter("rl.ppo.lam", 2), "rl.ppo.lam"),
+    ("edit ref to an unknown RL algorithm", setter("edits.2.target", "rl-dpo-10-4"), "edits[2].target"),
     ("RL batch not divisible by group size", setter("rl.batch_size", 6), "rl.batch_size"),
     ("one generation per prompt", setter("rl.num_generations", 1), "rl.num_generations"),
     ("RL save interval beyond the run", setter("rl.save_every", 10), "rl.save_every"),
@@ -223,3 +230,16 @@ def test_snakemake_dry_run_rejects(override, key, tmp_path):
     assert "invalid configuration" in out, out
     assert "Job stats" not in out and "Building DAG" not in out, out
     assert not (work / "results").exists()
+
+
+def test_rl_algorithm_names_come_from_one_list():
+    from rlheals.checkpoints import ALGORITHMS, parse_ckpt
+
+    schema = rc.load_schema()
+    assert schema["properties"]["rl"]["properties"]["algorithms"]["items"]["enum"] == list(ALGORITHMS)
+    assert "ppo" in ALGORITHMS
+    cfg = smoke_config()
+    cfg["rl"]["algorithms"] = list(ALGORITHMS)
+    cfg["edits"][2]["target"] = "rl-ppo-10-4"
+    rc.validate(cfg)
+    assert parse_ckpt("rl-ppo-10-4")["rl_algo"] == "ppo"
