@@ -71,31 +71,8 @@ def _encode(texts: list[str], tokenizer, chat: bool) -> dict:
     return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
 
 
-# Tokens that chat templates close a turn with; one counts only if the model's own template uses it.
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eot|>", "<|end_of_turn|>", "</s>")
-
-
-def stop_token_ids(model, tokenizer) -> list[int]:
-    """Every token id that ends a reply: the generation config's EOS (an id or a list), the
-    tokenizer's EOS, and the end-of-turn tokens that the chat template writes."""
-    ids: list[int] = []
-
-    def add(value) -> None:
-        for v in value if isinstance(value, (list, tuple)) else [value]:
-            if v is not None and int(v) not in ids:
-                ids.append(int(v))
-
-    gen_cfg = getattr(model, "generation_config", None)
-    add(getattr(gen_cfg, "eos_token_id", None))
-    add(tokenizer.eos_token_id)
-    template = getattr(tokenizer, "chat_template", None) or ""
-    if isinstance(template, dict):
-        template = " ".join(template.values())
-    vocab = tokenizer.get_vocab()
-    for token in END_OF_TURN:
-        if token in template and token in vocab:
-            add(vocab[token])
-    return ids
+# The stop tokens are shared with multi-turn RL episodes (rlheals.task.episode).
+from rlheals.task.episode import END_OF_TURN, stop_token_ids  # noqa: E402,F401
 
 
 def batches(order: Sequence[int], lengths: Sequence[int], opts: DecodingOptions) -> list[list[int]]:

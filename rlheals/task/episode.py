@@ -22,6 +22,34 @@ from typing import Any, Sequence
 from rlheals.task.prompts import Prompt, retry_prompt
 
 
+# Tokens that chat templates close a turn with; one counts only if the model's own template uses it.
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eot|>", "<|end_of_turn|>", "</s>")
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token id that ends a reply, in evaluation and in RL episodes alike: the
+    generation config's EOS (an id or a list), the tokenizer's EOS, and the end-of-turn
+    tokens that the chat template writes."""
+    ids: list[int] = []
+
+    def add(value) -> None:
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None and int(v) not in ids:
+                ids.append(int(v))
+
+    gen_cfg = getattr(model, "generation_config", None)
+    add(getattr(gen_cfg, "eos_token_id", None))
+    add(tokenizer.eos_token_id)
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):
+        template = " ".join(template.values())
+    vocab = tokenizer.get_vocab()
+    for token in END_OF_TURN:
+        if token in template and token in vocab:
+            add(vocab[token])
+    return ids
+
+
 def render_prompt(prompt: Prompt, tokenizer: Any) -> str:
     """Text fed to the model: a string as is, a message list through the chat template
     (with the assistant's generation prompt)."""

@@ -51,14 +51,13 @@ from rlheals.train.common import (
     LOG,
     code_digest,
     complete_checkpoints,
+    compute_identity,
     dir_identity,
     file_digest,
-    fingerprint,
     latest_at_most,
-    run_lock,
+    open_run,
     seed_all,
     set_threads,
-    write_run_info,
 )
 from rlheals.train.models import load_tokenizer, resolve_device
 from rlheals.train.rollout import Episode, EpisodeOptions, run_episodes
@@ -424,23 +423,18 @@ def gp_rollout(prompts: list[dict], opts: PPOOptions, style: str) -> RolloutFn:
     return rollout
 
 
-CODE_MODULES = ("rlheals.train.ppo", "rlheals.train.rollout", "rlheals.train.common", "rlheals.train.models",
-                "rlheals.task.verifier", "rlheals.task.episode", "rlheals.task.prompts")
-
-
-def run_dir_for(start_dir: str, prompts: str, run_root: str, opts: PPOOptions) -> Path:
-    key = {
+def run_key(start_dir: str, prompts: str, opts: PPOOptions, device: str) -> dict:
+    """Everything that decides a PPO fork: options, start model, prompts, the code it runs
+    (this module's import closure) and the hardware's precision and process count."""
+    return {
         "algo": "ppo",
         "opts": opts.run_key(),
         "start": dir_identity(start_dir),
         "start_path": str(Path(start_dir).resolve()),
         "prompts": file_digest(prompts),
-        "code": code_digest(*CODE_MODULES),
+        "code": code_digest("rlheals.train.ppo"),
+        "compute": compute_identity(device),
     }
-    run_dir = Path(run_root) / fingerprint(key)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, key)
-    return run_dir
 
 
 def _trainer_at(target: int, start_dir: str, tokenizer, prompts: list[dict], run_dir: Path, opts: PPOOptions) -> PPOTrainer:
@@ -472,8 +466,7 @@ def train_ppo(start_dir: str, prompts_path: str, keep_steps: list[int], out_dirs
     if not prompts or any(k not in prompts[0] for k in ("prompt", "cards", "rule")):
         raise ValueError(f"{prompts_path}: expected records with 'prompt', 'cards' and 'rule'")
     tok = load_tokenizer(start_dir, padding_side="left")
-    run_dir = run_dir_for(start_dir, prompts_path, run_root, opts)
-    with run_lock(run_dir):
+    with open_run(run_root, run_key(start_dir, prompts_path, opts, resolve_device(opts.device))) as run_dir:
         for k in sorted(set(keep_steps)):
             if k not in complete_checkpoints(run_dir):
                 trainer = _trainer_at(k, start_dir, tok, prompts, run_dir, opts)

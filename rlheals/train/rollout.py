@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from rlheals.task.episode import episode_return, feedback_segment, next_context, render_prompt
+from rlheals.task.episode import episode_return, feedback_segment, render_prompt, stop_token_ids
 from rlheals.task.verifier import Verdict, reward, verify
 
 
@@ -109,11 +109,12 @@ def _encode(tokenizer, text: str, chat: bool) -> list[int]:
     return list(tokenizer(text, add_special_tokens=not chat)["input_ids"])
 
 
-def _stop_ids(tokenizer) -> set[int]:
-    ids = {tokenizer.eos_token_id}
+def _stop_ids(model, tokenizer) -> set[int]:
+    """The tokens that end a reply: evaluation's (`stop_token_ids`), plus padding."""
+    ids = set(stop_token_ids(model, tokenizer))
     if tokenizer.pad_token_id is not None:
         ids.add(tokenizer.pad_token_id)
-    return {i for i in ids if i is not None}
+    return ids
 
 
 @torch.no_grad()
@@ -122,7 +123,7 @@ def _sample(model, tokenizer, contexts: list[list[int]], opts: EpisodeOptions) -
     their log-probabilities under the sampling distribution)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stop = _stop_ids(tokenizer)
+    stop = _stop_ids(model, tokenizer)
     out: list[tuple[list[int], list[float]]] = []
     for start in range(0, len(contexts), opts.batch_size):
         chunk = contexts[start : start + opts.batch_size]
@@ -135,7 +136,7 @@ def _sample(model, tokenizer, contexts: list[list[int]], opts: EpisodeOptions) -
         gen = model.generate(
             input_ids=ids.to(device), attention_mask=att.to(device), max_new_tokens=opts.max_new_tokens,
             do_sample=True, temperature=opts.temperature, top_p=1.0, top_k=None,
-            pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=pad, eos_token_id=stop_token_ids(model, tokenizer),
             output_scores=True, return_dict_in_generate=True,
         )
         new = gen.sequences[:, width:].cpu()
@@ -155,7 +156,7 @@ def run_episodes(model, tokenizer, prompts: Sequence[Any], hands: Sequence[tuple
                  opts: EpisodeOptions) -> list[Episode]:
     """Play one episode per prompt (hands[i] = (cards, rule) of prompts[i])."""
     chat = not isinstance(prompts[0], str)
-    stop = _stop_ids(tokenizer)
+    stop = _stop_ids(model, tokenizer)
     episodes = []
     for p, (cards, rule) in zip(prompts, hands):
         episodes.append(Episode(p, list(cards), rule, _encode(tokenizer, render_prompt(p, tokenizer), chat)))
