@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r'''
-import json, sys
+import inspect, json, sys
 from pathlib import Path
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
@@ -30,8 +30,17 @@ with SnakemakeApi(OutputSettings()) as api:
             if name not in rule.resources:
                 continue
             res = rule.resources[name]
-            if res.is_evaluable():  # the rule's function of (wildcards, attempt)
-                out[f"{rule.name}.{name}"] = [res._evaluator(None, attempt) for attempt in (1, 2, 3)]
+            if res.is_evaluable():  # the rule's function of (wildcards, [input, threads,] attempt)
+                fn = res._evaluator
+                params = inspect.signature(fn).parameters
+                given = {"wildcards": None, "input": None, "threads": 1}
+
+                def call(attempt):
+                    if list(params) == ["wildcards", "attempt"]:
+                        return fn(None, attempt)  # snakemake's Resources wrapper of a plain value
+                    return fn(**{k: v for k, v in given.items() if k in params}, attempt=attempt)
+
+                out[f"{rule.name}.{name}"] = [call(attempt) for attempt in (1, 2, 3)]
             else:
                 out[f"{rule.name}.{name}"] = [res.value] * 3
 print("RES=" + json.dumps(out))
