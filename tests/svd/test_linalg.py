@@ -188,8 +188,10 @@ def test_compare_k_none_is_full_rank(shape, backend):
     want = ref.compare_svd(w0, w, min(shape))
     assert got["k"] == min(shape)
     assert got["angles_left"].shape == (min(shape),) and got["angles_right"].shape == (min(shape),)
-    for key in ("angle_left_max", "angle_right_max"):  # cos-based sines: ~sqrt(eps) rad floor at angle 0
-        assert got[key] == pytest.approx(want[key], abs=2e-7), key
+    # angles near 0 carry sqrt(eps) * cond(W) from the Gram route (any BLAS kernel)
+    tol = max(identical_bounds(w0, min(shape))["angle"], identical_bounds(w, min(shape))["angle"])
+    for key in ("angle_left_max", "angle_right_max"):
+        assert got[key] == pytest.approx(want[key], abs=tol), key
     for key in ("scaling_energy", "rotation_energy", "sigma_rel_change_max"):
         assert got[key] == pytest.approx(want[key], rel=1e-6), key
     assert got["spectral_gap"] == pytest.approx(1.0)  # sigma_{q+1} = 0
