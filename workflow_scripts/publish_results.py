@@ -134,7 +134,7 @@ def summary(run: Path, note: str = "") -> str:
     card = pd.read_csv(run / "results/tables/scorecard.csv")
     eval_csv = run / "results/tables/eval.csv"
     n_seeds = pd.read_csv(eval_csv)["seed"].nunique() if "seed" in pd.read_csv(eval_csv, nrows=1) else 1
-    card_cols = [c for c in ("seed", "finding", "verdict", "seeds", "claim", "value", "chosen_on") if c in card]
+    card_cols = [c for c in ("seed", "finding", "verdict", "seeds", "claim", "value", "skill", "chosen_on") if c in card]
     parts = [
         "# Results of the default run",
         "",

@@ -3,7 +3,8 @@
 Inputs: eval.csv, sft_loss.csv, analysis.csv (a `seed` column each once there are
 replicates), references.json (one replicate's references, or {"seeds": {...}}), and each
 (seed, checkpoint)'s replies.jsonl (`snakemake.input.replies`, keys in
-`snakemake.params.reply_keys`), whose per-hand outcomes every paired test reads.
+`snakemake.params.reply_keys`), whose per-hand outcomes (and
+face-card readings, for finding 1's skill line) every paired test reads.
 """
 import logging
 import sys
@@ -11,13 +12,14 @@ import sys
 import pandas as pd
 
 from rlheals.atomic import write_csv
-from rlheals.evaluation.outcomes import load_outcomes
+from rlheals.evaluation.outcomes import load_outcomes, load_readings
 from rlheals.report import references, scorecard
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 keys = [tuple(k) for k in snakemake.params.reply_keys]
-outcomes = load_outcomes(dict(zip(keys, snakemake.input.replies)))
+replies = dict(zip(keys, snakemake.input.replies))
+outcomes = load_outcomes(replies)
 card = scorecard.build(
     pd.read_csv(snakemake.input.eval),
     pd.read_csv(snakemake.input.losses),
@@ -27,6 +29,7 @@ card = scorecard.build(
     alpha=float(snakemake.params.alpha),
     ratio=float(snakemake.params.ratio),
     outcomes=outcomes,
+    readings=load_readings(replies),
     seeds=list(dict.fromkeys(k[0] for k in keys)),
     boot_seed=int(snakemake.params.boot_seed),
 )

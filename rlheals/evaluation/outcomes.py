@@ -61,3 +61,43 @@ def load_outcomes(
             first.setdefault(split, (path, series.index))
             out[(seed, ckpt, split)] = series
     return out
+
+
+#: Columns of a per-hand reading table (rlheals.task.reading, first attempt of each hand).
+READING_COLUMNS = ["faces", "as_rule", "as_ten"]
+
+
+def hand_readings(replies_path: str | os.PathLike) -> dict[str, pd.DataFrame]:
+    """{split: per-hand face-card reading of the first reply} from one checkpoint's replies.jsonl.
+
+    The graded skill (the share of face cards a reply writes as the stated rule says) moves
+    where success sits at the floor; a paired test on it needs it per hand, like success.
+    Each frame is indexed by hand id (sorted) with the columns READING_COLUMNS: the hand's
+    face cards and how many of them the first reply wrote as the rule says and as 10.
+    """
+    from rlheals.atomic import read_jsonl
+    from rlheals.task.reading import read_faces
+
+    rows: dict[str, dict] = {}
+    for lineno, row in enumerate(read_jsonl(replies_path), 1):
+        if int(row.get("attempt", 1)) != 1:
+            continue
+        missing = [k for k in ("split", "id", "cards", "rule", "reply") if k not in row]
+        if missing:
+            raise ValueError(f"{replies_path}:{lineno}: reply row lacks {missing}; expected the replies.jsonl "
+                             "that rlheals.evaluation.evaluate writes (cards, rule and reply per attempt)")
+        r = read_faces(row["reply"], row["cards"], row["rule"])
+        rows.setdefault(str(row["split"]), {})[row["id"]] = (r.faces, r.as_rule, r.as_ten)
+    if not rows:
+        raise ValueError(f"{replies_path}: no first replies (expected one JSON object per attempt per hand)")
+    return {split: pd.DataFrame.from_dict(h, orient="index", columns=READING_COLUMNS).sort_index()
+            for split, h in rows.items()}
+
+
+def load_readings(replies: Mapping[tuple[Hashable, str], str | os.PathLike]) -> dict[OutcomeKey, pd.DataFrame]:
+    """{(seed, checkpoint, split): per-hand reading} from {(seed, checkpoint): replies.jsonl}."""
+    out: dict[OutcomeKey, pd.DataFrame] = {}
+    for (seed, ckpt), path in replies.items():
+        for split, frame in hand_readings(path).items():
+            out[(seed, ckpt, split)] = frame
+    return out

@@ -4,7 +4,9 @@ Every rate is drawn with its Wilson interval (band or error bar), so whether two
 differ beyond noise can be read off the figure. With several seed replicates (a `seed`
 column in the tables) every seed is drawn thin or as dots, their mean bold, and the band
 or bar is the min-max spread over seeds. With more than one evaluation attempt, success
-within the N attempts is the solid line and success at attempt 1 the dotted one. Each function takes the tidy tables
+within the N attempts is the solid line and success at attempt 1 the dotted one. Where
+the eval table has the graded skill (`face_rule_rate`, `face_10_rate`), the SFT and RL
+figures get a panel of it beside success, since it moves where success sits at the floor. Each function takes the tidy tables
 (eval.csv, sft_loss.csv, analysis.csv) and writes one PNG atomically.
 """
 from __future__ import annotations
@@ -83,9 +85,13 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
     """(a) ID and OOD success vs SFT step (base at 0); one seed with CI bands, several
     with every seed, their mean and spread; losses (mean over seeds) on a second axis."""
     eval_table = _seeded(eval_table)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
         sft_step=lambda t: t["sft_step"].astype(int))
+    skill = _has_skill(curve)
+    if skill:
+        fig, (ax, ax_skill) = plt.subplots(2, 1, figsize=(7.5, 7.0), sharex=True, height_ratios=[3, 2])
+    else:
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for split in ("id", "ood"):
         rows = curve[curve["split"] == split]
         parts = split == "id" and "unseen_rate" in rows and rows["unseen_n"].fillna(0).gt(0).all()
@@ -121,7 +127,44 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
     n = int(shown["n"].max()) if not shown.empty else 0
     ax.set_title(f"Success vs SFT length (n = {n} hands per split, {_n_seeds(curve)} seed(s))")
     ax.legend(handles, labels, fontsize=8, loc="best")
+    if skill:
+        _skill_panel(ax_skill, curve[curve["split"] == "ood"], "sft_step")
+        ax_skill.set_xlabel("SFT step")
+        ax_skill.set_title("The graded OOD skill: how the first reply writes the face cards' numbers", fontsize=9)
     _save(fig, path)
+
+
+SKILL_STYLES = {"face_rule_rate": ("tab:green", "as the stated rule says (11/12/13)"),
+                "face_10_rate": ("tab:purple", "as 10 (the ID rule's value)")}
+
+
+def _has_skill(rows: pd.DataFrame) -> bool:
+    """Whether the eval table has the graded skill (face-card reading) on OOD rows."""
+    ood = rows[rows["split"] == "ood"] if "split" in rows else rows
+    return "face_rule_rate" in ood and ood["face_rule_rate"].notna().any()
+
+
+def _skill_panel(ax, rows: pd.DataFrame, x: str) -> None:
+    """Share of OOD face cards written as the rule says and as 10, over `x`; every seed thin,
+    their mean bold (one seed: the line alone, the share is over all face cards of the split)."""
+    seeds = sorted(rows["seed"].unique())
+    for col, (color, label) in SKILL_STYLES.items():
+        if col not in rows or rows[col].isna().all():
+            continue
+        if len(seeds) > 1:
+            for seed in seeds:
+                one = rows[rows["seed"] == seed].sort_values(x)
+                ax.plot(one[x], 100 * one[col], color=color, alpha=0.35, linewidth=0.8)
+        agg = _spread(rows.dropna(subset=[col]), x, col)
+        ax.plot(agg[x], 100 * agg["mean"], marker="o", color=color, linewidth=2 if len(seeds) > 1 else 1.5,
+                label=f"OOD face cards written {label}" + (f", mean of {len(seeds)} seeds" if len(seeds) > 1 else ""))
+        if len(seeds) > 1:
+            ax.fill_between(agg[x], 100 * agg["min"], 100 * agg["max"], color=color, alpha=0.12, linewidth=0)
+    faces = int(rows["face_cards"].max()) if "face_cards" in rows and rows["face_cards"].notna().any() else 0
+    ax.set_ylabel(f"share of face cards (%)\n({faces} per checkpoint)" if faces else "share of face cards (%)")
+    ax.set_ylim(0, 100)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="best")
 
 
 def _final_rl(rl: pd.DataFrame) -> pd.DataFrame:
@@ -134,13 +177,14 @@ def rl_forks(eval_table: pd.DataFrame, path) -> None:
     """(b) success after RL vs the SFT step each fork started from, beside success after
     SFT; several seeds: each seed's fork ends as dots, their mean with the min-max spread."""
     eval_table = _seeded(eval_table)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
         sft_step=lambda t: t["sft_step"].astype(int))
     rl = eval_table[eval_table["stage"] == "rl"].assign(sft_step=lambda t: t["sft_step"].astype(int))
+    skill = _has_skill(curve) and _has_skill(rl)
+    fig, axes = plt.subplots(1, 3 if skill else 2, figsize=(16.5 if skill else 11, 4.2), sharex=True)
     width = max(1, int(curve["sft_step"].max() if not curve.empty else 1))
     multi = _n_seeds(eval_table) > 1
-    for ax, split in zip(axes, ("ood", "id")):
+    for ax, split in zip(axes[:2], ("ood", "id")):
         _curve(ax, curve[curve["split"] == split], "sft_step", "gray", "after SFT")
         final = _final_rl(rl[rl["split"] == split])
         for i, (algo, grp) in enumerate(final.groupby("rl_algo")):
@@ -167,6 +211,24 @@ def rl_forks(eval_table: pd.DataFrame, path) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("success rate (%) " + ("(dots: seeds, bars: min-max)" if multi else "with 95% CI"))
         ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    if skill:
+        ax = axes[2]
+        ood = curve[curve["split"] == "ood"]
+        agg = _spread(ood.dropna(subset=["face_rule_rate"]), "sft_step", "face_rule_rate")
+        ax.plot(agg["sft_step"], 100 * agg["mean"], "o-", color="gray", label="after SFT")
+        final = _final_rl(rl[rl["split"] == "ood"]).dropna(subset=["face_rule_rate"])
+        for i, (algo, grp) in enumerate(final.groupby("rl_algo")):
+            shift = 0.01 * (i + 1) * width
+            if multi:
+                ax.scatter(grp["sft_step"] + shift, 100 * grp["face_rule_rate"], color=f"C{i}", s=12, alpha=0.5)
+            g = _spread(grp, "sft_step", "face_rule_rate")
+            ax.plot(g["sft_step"] + shift, 100 * g["mean"], "s-", color=f"C{i}",
+                    label=f"after RL ({algo})" + (f", mean of {grp['seed'].nunique()} seeds" if multi else ""))
+        ax.set_title("OOD face cards written as the stated rule (first reply)")
+        ax.set_xlabel("SFT step the fork starts from")
+        ax.set_ylabel("share of face cards (%)" + (" (dots: seeds)" if multi else ""))
+        ax.set_ylim(0, 100)
         ax.legend(fontsize=8)
     _save(fig, path)
 

@@ -25,6 +25,10 @@ The rules, finding by finding (OOD = the `ood` report split):
    conjunction's p-value is the larger of the two).
    does not hold: OOD(last) is above every earlier SFT length's outside noise (no early
    peak), or OOD(L) is above every other SFT length's outside noise (the loss finds it).
+   Second line (`skill` column), the same claim on the graded skill where success sits at
+   the floor: the share of OOD face cards the first reply writes as the stated rule says
+   (rlheals.task.reading), its peak chosen on the validation OOD hands, differences by a
+   paired bootstrap over the report hands of the per-hand share.
 2. RL from some SFT checkpoint recovers part of the lost OOD without exceeding the SFT peak.
    Only forks started after the peak whose start is below the peak outside noise count
    (the others have nothing lost to recover); the text names the forks left out and why.
@@ -69,7 +73,7 @@ from rlheals.evaluation.stats import (
 )
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
-COLUMNS = ["finding", "claim", "verdict", "seeds", "value", "chosen_on", "figure"]
+COLUMNS = ["finding", "claim", "verdict", "seeds", "value", "skill", "chosen_on", "figure"]
 REPORT_SPLIT = "ood"
 FIGURES = {
     1: "sft_curves.png",
@@ -115,6 +119,7 @@ class Card:
     n_boot: int = 10000
     edits: list = field(default_factory=list)
     chosen_on: dict = field(default_factory=dict)
+    readings: Mapping[tuple, pd.DataFrame] = field(default_factory=dict)
 
     def out(self, seed, ckpt: str | None, split: str = REPORT_SPLIT) -> pd.Series | None:
         return None if ckpt is None else self.outcomes.get((seed, ckpt, split))
@@ -300,6 +305,112 @@ def finding1(card: Card, seeds: list) -> tuple[str, str]:
     if picks and all(r is not None and r.sign > 0 for r in picks):
         return FAILS, text + "; the lowest-loss checkpoint is above every other SFT length outside noise"
     return UNSURE, text + "; within noise"
+
+
+# ---------------------------------------------------------------- finding 1, the skill
+SKILL_SPLIT = "val_ood"
+
+
+def _skill_share(card: Card, ckpts: Mapping, col: str = "as_rule", split: str = REPORT_SPLIT) -> float:
+    """Pooled share of the face cards of {seed: ckpt}'s `split` hands written as `col` says."""
+    k = n = 0
+    for s, c in ckpts.items():
+        r = card.readings.get((s, c, split))
+        if r is not None:
+            k += int(r[col].sum())
+            n += int(r["faces"].sum())
+    return k / n if n else math.nan
+
+
+def _skill_diff(card: Card, a: Mapping, b: Mapping) -> Paired | None:
+    """Paired bootstrap over report hands of the per-hand difference in the share of face
+    cards written as the rule says (a minus b), stratified over the seeds both have."""
+    parts = []
+    for s in a:
+        ra, rb = card.readings.get((s, a[s], REPORT_SPLIT)), card.readings.get((s, b.get(s), REPORT_SPLIT))
+        if ra is None or rb is None or not ra.index.equals(rb.index):
+            continue
+        faces = ra["faces"].to_numpy(dtype=float)
+        keep = faces > 0
+        parts.append(((ra["as_rule"].to_numpy(float) - rb["as_rule"].to_numpy(float))[keep] / faces[keep]))
+    if not parts or not any(p.size for p in parts):
+        return None
+    return bootstrap_mean(parts if len(parts) > 1 else parts[0], card.boot_seed, card.n_boot, card.alpha)
+
+
+def _skill_peak(card: Card, s: Seed) -> tuple[str | None, str]:
+    """The SFT checkpoint whose first replies write the most OOD face cards as the rule says,
+    on the validation hands (ties: the earliest); else None (then every length is a candidate)."""
+    best = None
+    for step, c in s.sft:
+        share = _skill_share(card, {s.seed: c}, split=SKILL_SPLIT)
+        if not math.isnan(share) and (best is None or share > best[0]):
+            best = (share, c)
+    return (best[1], SKILL_SPLIT) if best else (None, "eval")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def skill1(card: Card, seeds: list) -> tuple[str, str]:
+    """Finding 1 on the graded skill (rlheals.task.reading) instead of success: the share of
+    OOD face cards the first reply writes as the stated rule says peaks before the last SFT
+    length and not where held-out ID loss is lowest. Same logic as `finding1`: the skill peak
+    chosen on validation hands (else every earlier length a candidate, Holm-corrected);
+    differences by a paired bootstrap over the report hands."""
+    ss = [card.seeds[s] for s in seeds]
+    if not card.readings:
+        return UNSURE, "no per-hand readings"
+    if any(len(s.sft) < 2 for s in ss) or any(s.lowest_loss is None for s in ss):
+        return UNSURE, "needs at least two SFT lengths and the held-out ID loss at them"
+    last = {s.seed: s.sft[-1][1] for s in ss}
+    low = {s.seed: s.lowest_loss[1] for s in ss}
+    picks = {s.seed: _skill_peak(card, s) for s in ss}
+    if all(c is not None for c, _ in picks.values()):
+        candidates, where = [{k: c for k, (c, _) in picks.items()}], SKILL_SPLIT
+    else:
+        common = sorted(set.intersection(*(set(st for st, _ in s.sft[:-1]) for s in ss)))
+        candidates, where = [{s.seed: f"sft-{st}" for s in ss} for st in common], "eval"
+    tests = []
+    for cand in candidates:
+        drop, miss = _skill_diff(card, cand, last), _skill_diff(card, cand, low)
+        tests.append((cand, drop, miss, max(_p_if(drop), _p_if(miss))))
+    adj = holm([t[3] for t in tests]) if tests else []
+    base = {s.seed: "base" for s in ss}
+
+    def at(ckpts: Mapping) -> str:
+        names = sorted(set(ckpts.values()))
+        return (f"{'/'.join(names)} {_pct(_skill_share(card, ckpts))} "
+                f"(as 10: {_pct(_skill_share(card, ckpts, 'as_ten'))})")
+
+    text = ("OOD face cards written as the stated rule (first replies"
+            + (f"; peak chosen on {where}" if where != "eval" else "; every earlier length a candidate") + "): "
+            + (f"base {at(base)}; " if any((s, "base", REPORT_SPLIT) in card.readings for s in base) else ""))
+    if not tests:
+        return UNSURE, text + "no candidate SFT length"
+    i = int(np.argmin(adj))
+    cand, drop, miss, _ = tests[i]
+    text += f"peak {at(cand)}; last {at(last)}; lowest-loss {at(low)}"
+    for name, r in (("peak - last", drop), ("peak - lowest-loss", miss)):
+        if r is not None:
+            text += f"; {name} {100 * r.diff:+.1f} pts [{100 * r.low:+.1f}, {100 * r.high:+.1f}] p={_fmt_p(r.p_value)}"
+    if len(tests) > 1:
+        text += f"; Holm over {len(tests)} candidates p={_fmt_p(adj[i])}"
+    if adj[i] < card.alpha:
+        return HOLDS, text
+    rises = [_skill_diff(card, last, {s.seed: f"sft-{st}" for s in ss}) for st, _ in ss[0].sft[:-1]]
+    if rises and all(r is not None and r.sign > 0 for r in rises):
+        return FAILS, text + "; the skill at the last SFT length is above every earlier length outside noise"
+    return UNSURE, text + "; within noise"
+
+
+def _skill_text(card: Card, seeds: list) -> str:
+    verdict, text = skill1(card, seeds)
+    if len(seeds) > 1:
+        per = {s: skill1(card, [s])[0] for s in seeds}
+        text += f" [{_seed_summary(per)}]"
+    return f"{verdict.upper()}: {text}"
 
 
 # ---------------------------------------------------------------- findings 2 and 3
@@ -548,20 +659,23 @@ def _seed_summary(per_seed: dict) -> str:
 
 def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=(), refs=None,
           alpha: float = DEFAULT_ALPHA, ratio: float = 10.0, outcomes: Mapping | None = None,
-          seeds=None, boot_seed: int = 0, n_boot: int = 10000) -> pd.DataFrame:
+          seeds=None, boot_seed: int = 0, n_boot: int = 10000, readings: Mapping | None = None) -> pd.DataFrame:
     """The scorecard table (columns COLUMNS): one row per finding, judged on the pooled
     per-hand outcomes of all seeds, with each seed's own verdict in `seeds`.
 
     outcomes: {(seed, checkpoint, split): per-hand bool Series/array ordered by hand id}
     (rlheals.evaluation.outcomes.load_outcomes); refs: one replicate's references or
     {"seeds": {seed: references}}; tables may carry a `seed` column; boot_seed seeds the
-    paired bootstrap (the config seed).
+    paired bootstrap (the config seed); readings: {(seed, checkpoint, split): per-hand
+    face-card reading} (rlheals.evaluation.outcomes.load_readings), for finding 1's second
+    line on the graded skill (`skill` column; empty on the other findings).
     """
     outcomes = dict(outcomes or {})
     seed_info = _prepare(eval_table, loss_table, analysis_table, refs, outcomes, seeds)
     first = next(iter(seed_info.values())).refs if seed_info else {}
     top = refs if refs and ("chosen_on" in refs or "split" in refs) else first  # file-wide or per seed
-    card = Card(seed_info, outcomes, alpha, ratio, boot_seed, n_boot, list(edits), _chosen_on(top or {}))
+    card = Card(seed_info, outcomes, alpha, ratio, boot_seed, n_boot, list(edits), _chosen_on(top or {}),
+                dict(readings or {}))
     _locate(card)
     order = list(seed_info)
     rows = []
@@ -569,7 +683,8 @@ def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=
         verdict, value = rule(card, order)
         per_seed = {s: rule(card, [s])[0] for s in order} if len(order) > 1 else {order[0]: verdict}
         rows.append({"finding": i, "claim": CLAIMS[i], "verdict": verdict, "seeds": _seed_summary(per_seed),
-                     "value": value, "chosen_on": _chooser_text(card, i), "figure": FIGURES[i]})
+                     "value": value, "skill": _skill_text(card, order) if i == 1 else "",
+                     "chosen_on": _chooser_text(card, i), "figure": FIGURES[i]})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -583,6 +698,8 @@ def format_table(card: pd.DataFrame, n_text: str = "") -> str:
         if "seeds" in card.columns and isinstance(r.seeds, str):
             lines.append(f"    seeds: {r.seeds}")
         lines.append(f"    {r.value}")
+        if "skill" in card.columns and isinstance(r.skill, str) and r.skill:
+            lines.append(f"    skill: {r.skill}")
         if "chosen_on" in card.columns and isinstance(r.chosen_on, str):
             lines.append(f"    chosen: {r.chosen_on}")
         lines.append(f"    figure: {r.figure}")

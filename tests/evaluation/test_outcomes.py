@@ -54,3 +54,26 @@ def test_bad_replies_name_the_file(tmp_path):
         hand_outcomes(_write(tmp_path / "empty.jsonl", []))
     with pytest.raises(ValueError, match="max_attempt"):
         hand_outcomes(bad, max_attempt=0)
+
+
+def test_hand_readings_from_first_replies(tmp_path):
+    """Per-hand face-card reading of attempt 1 only, from the replies as evaluation writes them."""
+    from rlheals.evaluation.outcomes import hand_readings, load_readings
+
+    rows = [
+        {"split": "ood", "id": "eval_ood-00001", "attempt": 1, "cards": ["K", "Q", "2", "A"], "rule": "ood",
+         "reply": " numbers: 13 10 2 1 formula: 13*2-1-10=24", "outcome": "wrong_value"},
+        {"split": "ood", "id": "eval_ood-00001", "attempt": 2, "cards": ["K", "Q", "2", "A"], "rule": "ood",
+         "reply": " numbers: 13 12 2 1 formula: 13+12-2+1=24", "outcome": "wrong_value"},
+        {"split": "ood", "id": "eval_ood-00000", "attempt": 1, "cards": ["J", "3", "5", "A"], "rule": "ood",
+         "reply": " formula: oops", "outcome": "format_error"},
+    ]
+    path = _write(tmp_path / "r.jsonl", rows)
+    out = hand_readings(path)["ood"]
+    assert list(out.index) == ["eval_ood-00000", "eval_ood-00001"]
+    assert out.loc["eval_ood-00001"].tolist() == [2, 1, 1]  # K as 13 (the rule), Q as 10; attempt 2 ignored
+    assert out.loc["eval_ood-00000"].tolist() == [1, 0, 0]  # no number list: neither
+    assert set(load_readings({(1, "sft-5"): path})) == {(1, "sft-5", "ood")}
+    bad = _write(tmp_path / "bad.jsonl", [{"split": "ood", "id": 1, "attempt": 1, "reply": "x"}])
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: reply row lacks \['cards', 'rule'\]"):
+        hand_readings(bad)

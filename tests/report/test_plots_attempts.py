@@ -40,3 +40,44 @@ def test_attempt_one_is_drawn_only_with_several_attempts(tmp_path, monkeypatch):
     one = _labels(monkeypatch, lambda: plots.sft_curves(_table(1), None, tmp_path / "c.png"))
     assert "ID success" in one and not any("attempt 1" in t for t in one)
     assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "b.png").stat().st_size > 0
+
+
+def _skill_table(seeds=(0,)) -> pd.DataFrame:
+    """SFT at 0/10/20 and an RL fork from 20, with the face-card reading on OOD rows."""
+    rows = []
+    for seed in seeds:
+        for ckpt, stage, sft, algo, rl, share in [("base", "base", 0, None, None, 0.8), ("sft-10", "sft", 10, None, None, 0.5),
+                                                  ("sft-20", "sft", 20, None, None, 0.1),
+                                                  ("rl-grpo-20-4", "rl", 20, "grpo", 4, 0.3)]:
+            for split in ("id", "ood"):
+                rows.append({"seed": seed, "checkpoint": ckpt, "stage": stage, "sft_step": sft, "rl_algo": algo,
+                             "rl_step": rl, "split": split, "n": 10, "attempts": 1, "successes": 0,
+                             "success_rate": 0.0, "ci_low": 0.0, "ci_high": 0.3, "face_cards": 12,
+                             "face_rule_rate": share if split == "ood" else 1.0,
+                             "face_10_rate": 1 - share if split == "ood" else 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_skill_panels_beside_success(tmp_path, monkeypatch):
+    """The graded skill gets a panel in the SFT and the RL figures; its lines carry the OOD
+    shares (not the ID ones, which are 100% under the ID rule by construction)."""
+    drawn = {}
+    real = plots._save
+
+    def save(fig, path):
+        drawn[path.name] = {ax.get_title(): [list(l.get_ydata()) for l in ax.get_lines()] for ax in fig.axes}
+        real(fig, path)
+
+    monkeypatch.setattr(plots, "_save", save)
+    for seeds in ((0,), (0, 1, 2)):
+        plots.sft_curves(_skill_table(seeds), None, tmp_path / "a.png")
+        plots.rl_forks(_skill_table(seeds), tmp_path / "b.png")
+        panel = drawn["a.png"]["The graded OOD skill: how the first reply writes the face cards' numbers"]
+        assert [80.0, 50.0, 10.0] in [[round(v, 6) for v in line] for line in panel]  # as the rule says
+        assert [20.0, 50.0, 90.0] in [[round(v, 6) for v in line] for line in panel]  # as 10
+        rl_panel = drawn["b.png"]["OOD face cards written as the stated rule (first reply)"]
+        assert [30.0] in [[round(v, 6) for v in line] for line in rl_panel]
+    # without the columns: no skill panel
+    plots.sft_curves(_table(1), None, tmp_path / "c.png")
+    assert len(drawn["c.png"]) == 1
+    plt.close("all")

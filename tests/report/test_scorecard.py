@@ -98,6 +98,69 @@ def test_f1_inconclusive_without_loss():
     assert _verdict(_card(SFT, None), 1)[0] == UNSURE
 
 
+# ---------------------------------------------------------------- finding 1, the skill line
+def _readings(shares_by_split: dict[str, dict], n: int = N, seeds=(0,)) -> dict:
+    """Per-hand readings: one face card per hand; a checkpoint with share p writes the
+    first round(p * n) hands' face card as the rule says, the rest as 10."""
+    out = {}
+    for seed in seeds:
+        for split, shares in shares_by_split.items():
+            ids = [f"eval_{split}-{i:05d}" for i in range(n)]
+            for ckpt, p in shares.items():
+                k = int(round(p * n))
+                rule = (np.arange(n) < k).astype(int)
+                out[(seed, ckpt, split)] = pd.DataFrame({"faces": 1, "as_rule": rule, "as_ten": 1 - rule}, index=ids)
+    return out
+
+
+FLOOR = {"base": 0.0, "sft-100": 0.0, "sft-200": 0.0, "sft-300": 0.0, "sft-400": 0.0}  # success at the floor
+SKILL = {"base": 0.9, "sft-100": 0.6, "sft-200": 0.5, "sft-300": 0.3, "sft-400": 0.1}
+LOSS_LATE = _loss({100: 1.0, 200: 0.5, 300: 0.3, 400: 0.2})
+
+
+def test_skill_line_holds_where_success_is_at_the_floor():
+    """Success 0 everywhere (finding 1 inconclusive), but the rule-reading share falls from
+    60% at sft-100 (the validation peak) to 10%: the skill line holds, on the report hands."""
+    card = _card(FLOOR, LOSS_LATE, readings=_readings({"ood": SKILL, "val_ood": SKILL}))
+    row = card[card["finding"] == 1].iloc[0]
+    assert row["verdict"] == UNSURE
+    assert row["skill"].startswith("HOLDS") and "peak chosen on val_ood" in row["skill"]
+    assert "peak sft-100 60.0%" in row["skill"] and "last sft-400 10.0%" in row["skill"]
+    assert "as 10: 90.0%" in row["skill"]
+    assert all(card.loc[card["finding"] != 1, "skill"] == "")
+    assert "skill: HOLDS" in format_table(card)
+
+
+def test_skill_line_follows_the_validation_peak_not_the_report_one():
+    """Validation says the skill peaks at the last length: no early peak to test, and the
+    report hands' early peak is not used (it would be a choice on the report hands)."""
+    val = {**SKILL, "sft-400": 0.95}
+    card = _card(FLOOR, LOSS_LATE, readings=_readings({"ood": SKILL, "val_ood": val}))
+    assert card.loc[card["finding"] == 1, "skill"].iloc[0].startswith("INCONCLUSIVE")
+
+
+def test_skill_line_fails_when_the_skill_rises_to_the_end():
+    rising = {"base": 0.1, "sft-100": 0.1, "sft-200": 0.2, "sft-300": 0.3, "sft-400": 0.6}
+    card = _card(FLOOR, LOSS_LATE, readings=_readings({"ood": rising, "val_ood": rising}))
+    skill = card.loc[card["finding"] == 1, "skill"].iloc[0]
+    assert skill.startswith("DOES NOT HOLD") and "above every earlier length" in skill
+
+
+def test_skill_line_within_noise_and_per_seed():
+    """A 2-hand difference of 400 is noise; with three seeds the line says so per seed."""
+    flat = {c: 0.5 for c in SKILL}
+    flat["sft-100"] = 0.5 + 2 / N
+    card = _card(FLOOR, LOSS_LATE, readings=_readings({"ood": flat, "val_ood": flat}, seeds=(0, 1, 2)),
+                 seeds=(0, 1, 2))
+    skill = card.loc[card["finding"] == 1, "skill"].iloc[0]
+    assert skill.startswith("INCONCLUSIVE") and "within noise" in skill and "holds in 0 of 3 seeds" in skill
+
+
+def test_skill_line_without_readings_says_so():
+    card = _card(SFT, LOSS)
+    assert card.loc[card["finding"] == 1, "skill"].iloc[0] == "INCONCLUSIVE: no per-hand readings"
+
+
 # ---------------------------------------------------------------- findings 2 and 3
 def _rl(gains: dict[int, float], base=SFT, algo="grpo", steps=(50, 100)) -> dict:
     ood = dict(base)
