@@ -18,6 +18,7 @@ rule pretrain_corpus:
     params:
         size=config["pretrain"]["corpus_size"],
         seed=config["seed"],
+        mix=config["pretrain"]["mix"],
         code=code_version("pretrain_corpus"),
     log:
         "logs/pretrain_corpus/pretrain_corpus.log",

@@ -7,7 +7,13 @@ is pretrained on the skills the OOD task leans on, each in its own wording:
 * ``read``: card reading under a rule stated in the text (A=1, 2..10, J/Q/K as stated);
 * ``arith``: single arithmetic facts over card values (a op b = c);
 * ``compose``: a stated rule + cards -> their numbers -> a formula, worded unlike the
-  task's prompt and answer, so the base can solve OOD hands but not in the SFT format.
+  task's prompt and answer, so the base can solve OOD hands but not in the SFT format;
+* ``read_task`` (off by default, `pretrain.mix`): card reading in the compact task
+  prompt's own wording under any stated rule, up to the numbers and never the formula,
+  e.g. ``Rule: J=7 Q=12 K=3. Cards: K 2 Q A. Make 24.\nAnswer: numbers: 3 2 12 1``. A
+  pretrained chat model reads the rule stated in its prompt; this gives the tiny base
+  that habit in the very place SFT later trains the ID rule only, so SFT can wear it down
+  (the formula is still learned in SFT, so the base does not solve the task zero-shot).
 
 Face-card rules: 25% the ID rule (10, 10, 10), 25% the OOD rule (11, 12, 13) and 50%
 random values 1..13 per face card, so "copy the stated rule" is a skill of its own that
@@ -39,7 +45,10 @@ class CorpusOptions:
             raise ValueError(f"corpus size must be >= 1, got {self.size}")
         unknown = set(self.mix) - set(SKILLS)
         if unknown:
-            raise ValueError(f"unknown corpus skills {sorted(unknown)}; expected some of {sorted(SKILLS)}")
+            raise ValueError(f"pretrain.mix: unknown corpus skills {sorted(unknown)}; expected some of {sorted(SKILLS)}")
+        bad = {k: v for k, v in self.mix.items() if not isinstance(v, (int, float)) or v < 0}
+        if bad or not any(v > 0 for v in self.mix.values()):
+            raise ValueError(f"pretrain.mix: weights must be >= 0 and not all 0, got {self.mix}")
 
 
 def draw_rule(rng: random.Random) -> dict[str, int]:
@@ -129,6 +138,16 @@ def skill_arith(rng: random.Random) -> str:
     return f"{a} {op} {b} = {c}"
 
 
+def skill_read_task(rng: random.Random) -> str:
+    rule = draw_rule(rng)
+    cards = [RANKS[rng.randrange(13)] for _ in range(4)]
+    if rng.random() < 0.6:
+        cards[rng.randrange(4)] = rng.choice(FACES)
+    nums = [value(c, rule) for c in cards]
+    return (f"Rule: J={rule['J']} Q={rule['Q']} K={rule['K']}. Cards: {_join(cards)}. Make 24.\n"
+            f"Answer: numbers: {_join(nums)}")
+
+
 def skill_compose(rng: random.Random) -> str:
     rule = draw_rule(rng)
     cards = solvable_cards(rng, rule)
@@ -142,7 +161,8 @@ def skill_compose(rng: random.Random) -> str:
     )
 
 
-SKILLS = {"solve": skill_solve, "read": skill_read, "arith": skill_arith, "compose": skill_compose}
+SKILLS = {"solve": skill_solve, "read": skill_read, "arith": skill_arith, "compose": skill_compose,
+          "read_task": skill_read_task}
 
 
 def build_corpus(opts: CorpusOptions) -> list[dict]:
