@@ -114,12 +114,17 @@ def skill_solve(rng: random.Random) -> str:
     )
 
 
-def skill_read(rng: random.Random) -> str:
+def _reading_hand(rng: random.Random) -> tuple[dict[str, int], list[str], list[int]]:
+    """A rule, four cards (60% with a face card, solvable or not) and their numbers under it."""
     rule = draw_rule(rng)
     cards = [RANKS[rng.randrange(13)] for _ in range(4)]
     if rng.random() < 0.6:
         cards[rng.randrange(4)] = rng.choice(FACES)
-    nums = [value(c, rule) for c in cards]
+    return rule, cards, [value(c, rule) for c in cards]
+
+
+def skill_read(rng: random.Random) -> str:
+    rule, cards, nums = _reading_hand(rng)
     return rng.choice(
         [
             f"{state_rule(rng, rule)} Cards {_join(cards)} are numbers {_join(nums)}",
@@ -139,11 +144,7 @@ def skill_arith(rng: random.Random) -> str:
 
 
 def skill_read_task(rng: random.Random) -> str:
-    rule = draw_rule(rng)
-    cards = [RANKS[rng.randrange(13)] for _ in range(4)]
-    if rng.random() < 0.6:
-        cards[rng.randrange(4)] = rng.choice(FACES)
-    nums = [value(c, rule) for c in cards]
+    rule, cards, nums = _reading_hand(rng)
     return (f"Rule: J={rule['J']} Q={rule['Q']} K={rule['K']}. Cards: {_join(cards)}. Make 24.\n"
             f"Answer: numbers: {_join(nums)}")
 

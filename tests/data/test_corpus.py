@@ -1,0 +1,50 @@
+"""The tiny base's pretraining corpus (rlheals.data.corpus): skills, mixture, wording."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rlheals.data.corpus import DEFAULT_MIX, CorpusOptions, build_corpus
+from rlheals.task.prompts import build_answer, build_prompt
+
+CARD_VALUE = {"A": 1, **{str(n): n for n in range(2, 11)}}
+
+
+def test_default_corpus_is_seeded_and_mixed():
+    a = build_corpus(CorpusOptions(size=400, seed=3))
+    assert a == build_corpus(CorpusOptions(size=400, seed=3))
+    assert a != build_corpus(CorpusOptions(size=400, seed=4))
+    skills = {r["skill"] for r in a}
+    assert skills == set(DEFAULT_MIX) and "read_task" not in skills
+    # the default corpus never holds the task's answer format
+    assert not any("formula:" in r["text"] or "numbers:" in r["text"] for r in a)
+
+
+def test_read_task_is_the_task_prompt_up_to_the_numbers_under_any_rule():
+    """read_task documents are the compact prompt + ' numbers: ...' of the cards under the
+    stated rule (checked here from the text alone), never a formula; their rules vary."""
+    rows = build_corpus(CorpusOptions(size=300, seed=1, mix={"read_task": 1.0}))
+    rules = set()
+    pat = re.compile(r"Rule: J=(\d+) Q=(\d+) K=(\d+)\. Cards: (.+)\. Make 24\.\nAnswer: numbers: ([\d ]+)$")
+    for r in rows:
+        m = pat.fullmatch(r["text"])
+        assert m, r["text"]
+        j, q, k = map(int, m.group(1, 2, 3))
+        cards, nums = m.group(4).split(), [int(x) for x in m.group(5).split()]
+        assert nums == [{"J": j, "Q": q, "K": k}.get(c, CARD_VALUE.get(c)) for c in cards]
+        assert "formula" not in r["text"]
+        rules.add((j, q, k))
+    assert (10, 10, 10) in rules and (11, 12, 13) in rules and len(rules) > 20
+    # its wording is the task's own: the ID prompt + the answer's number list
+    prompt = build_prompt(["K", "2", "2", "A"], "id", "compact")
+    answer = build_answer(["K", "2", "2", "A"], "id", "(10+2)*2*1", "compact")
+    doc = "Rule: J=10 Q=10 K=10. Cards: K 2 2 A. Make 24.\nAnswer: numbers: 10 2 2 1"
+    assert (prompt + answer).startswith(doc)
+
+
+@pytest.mark.parametrize("mix, match", [({"sing": 1.0}, "unknown corpus skills"), ({"read": -1.0}, "weights"),
+                                        ({"read": 0.0}, "weights")])
+def test_bad_mix_names_the_key(mix, match):
+    with pytest.raises(ValueError, match=f"pretrain.mix: .*{match}|pretrain.mix: {match}"):
+        CorpusOptions(mix=mix)
