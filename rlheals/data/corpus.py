@@ -13,7 +13,10 @@ is pretrained on the skills the OOD task leans on, each in its own wording:
   e.g. ``Rule: J=7 Q=12 K=3. Cards: K 2 Q A. Make 24.\nAnswer: numbers: 3 2 12 1``. A
   pretrained chat model reads the rule stated in its prompt; this gives the tiny base
   that habit in the very place SFT later trains the ID rule only, so SFT can wear it down
-  (the formula is still learned in SFT, so the base does not solve the task zero-shot).
+  (the formula is still learned in SFT, so the base does not solve the task zero-shot);
+* ``solve_task`` (off by default): bare numbers 1..13 to a formula in the answer's own
+  wording, ``Answer: numbers: 11 2 2 1 formula: 11*2+2*1=24`` (no cards, no rule): the
+  solving half of the answer, over the numbers SFT never shows (11..13) as well.
 
 Face-card rules: 25% the ID rule (10, 10, 10), 25% the OOD rule (11, 12, 13) and 50%
 random values 1..13 per face card, so "copy the stated rule" is a skill of its own that
@@ -149,6 +152,11 @@ def skill_read_task(rng: random.Random) -> str:
             f"Answer: numbers: {_join(nums)}")
 
 
+def skill_solve_task(rng: random.Random) -> str:
+    nums = solvable_numbers(rng)
+    return f"Answer: numbers: {_join(nums)} formula: {rng.choice(solve(nums))}=24"
+
+
 def skill_compose(rng: random.Random) -> str:
     rule = draw_rule(rng)
     cards = solvable_cards(rng, rule)
@@ -163,7 +171,7 @@ def skill_compose(rng: random.Random) -> str:
 
 
 SKILLS = {"solve": skill_solve, "read": skill_read, "arith": skill_arith, "compose": skill_compose,
-          "read_task": skill_read_task}
+          "read_task": skill_read_task, "solve_task": skill_solve_task}
 
 
 def build_corpus(opts: CorpusOptions) -> list[dict]:
