@@ -48,3 +48,23 @@ def test_read_task_is_the_task_prompt_up_to_the_numbers_under_any_rule():
 def test_bad_mix_names_the_key(mix, match):
     with pytest.raises(ValueError, match=f"pretrain.mix: .*{match}|pretrain.mix: {match}"):
         CorpusOptions(mix=mix)
+
+
+def test_solve_task_is_the_answer_wording_with_a_correct_formula():
+    """solve_task documents: 'Answer: numbers: a b c d formula: f=24' with values 1..13 (no
+    cards, no rule), and f evaluates to 24 with exactly those numbers (the real verifier)."""
+    from rlheals.task.verifier import verify_formula
+
+    card = {1: "A", 11: "J", 12: "Q", 13: "K"}
+
+    rows = build_corpus(CorpusOptions(size=200, seed=2, mix={"solve_task": 1.0}))
+    seen = set()
+    for r in rows:
+        m = re.fullmatch(r"Answer: numbers: ([\d ]+) formula: (\S+)=24", r["text"])
+        assert m, r["text"]
+        nums = [int(x) for x in m.group(1).split()]
+        assert len(nums) == 4 and all(1 <= n <= 13 for n in nums)
+        cards = [card.get(n, str(n)) for n in nums]  # under the OOD rule J, Q, K are 11, 12, 13
+        assert verify_formula(m.group(2), cards, "ood").correct, r["text"]
+        seen.update(nums)
+    assert {11, 12, 13} <= seen
