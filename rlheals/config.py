@@ -22,6 +22,15 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
 
 
+#: Why compute.distributed deepspeed is refused (the schema lists it so the error can say why).
+DEEPSPEED_UNAVAILABLE = (
+    "config key 'compute.distributed': deepspeed (ZeRO-3) is not available in rlheals: the deepspeed package is "
+    "not part of its environment (it compiles CUDA ops when installed) and no deepspeed launch path is tested; "
+    "use ddp, or fsdp with compute.fsdp_sharding full_shard (ZeRO-3's sharding of parameters, gradients and "
+    "optimizer state)"
+)
+
+
 def load_schema() -> dict:
     """The schema, with the RL algorithm names filled in from `rlheals.checkpoints.ALGORITHMS`
     (rl.algorithms and the checkpoint-reference pattern), so the names live in one list."""
@@ -171,8 +180,42 @@ def check_semantics(cfg: dict, check_paths: bool = True) -> None:
                 f"config key '{key}': 'cuda' requested but no CUDA device is available here (use auto or cpu; "
                 "on a login node without GPUs set RLHEALS_SKIP_DEVICE_CHECK=1)"
             )
+    problems.extend(_compute_problems(cfg))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _compute_problems(cfg: dict) -> list[str]:
+    """The multi-process keys: the global batches split evenly over processes x
+    accumulation, one GPU per process, precision the device supports, no deepspeed."""
+    compute, rl = cfg["compute"], cfg["rl"]
+    split = compute["processes"] * compute["grad_accumulation"]
+    problems = []
+    batches = [("sft.batch_size", cfg["sft"]["batch_size"])]
+    if set(rl["algorithms"]) & {"grpo", "rloo"}:
+        batches.append(("rl.batch_size", rl["batch_size"]))
+    for key, batch in batches:
+        if batch % split:
+            problems.append(
+                f"config key '{key}': {batch} is not divisible by compute.processes x compute.grad_accumulation "
+                f"({compute['processes']} x {compute['grad_accumulation']} = {split}); the global batch stays {key}, "
+                "each process takes an equal share of it"
+            )
+    if compute["processes"] > 1 and compute["gpus"] > 0 and compute["processes"] != compute["gpus"]:
+        problems.append(
+            f"config key 'compute.processes': {compute['processes']} processes on {compute['gpus']} GPUs "
+            "(compute.gpus); expected one process per GPU (processes equal to gpus), or gpus: 0 for CPU processes"
+        )
+    if compute["distributed"] == "deepspeed":
+        problems.append(DEEPSPEED_UNAVAILABLE)
+    if compute["distributed"] == "fsdp" and compute["processes"] == 1:
+        problems.append("config key 'compute.distributed': fsdp shards over processes; expected compute.processes > 1 (or ddp)")
+    if compute["mixed_precision"] in ("bf16", "fp16") and compute["device"] == "cpu":
+        problems.append(
+            f"config key 'compute.mixed_precision': {compute['mixed_precision']} with compute.device cpu; "
+            "training on the CPU is fp32 here (expected auto or fp32)"
+        )
+    return problems
 
 
 def _edit_ref_problems(cfg: dict) -> list[str]:

@@ -150,6 +150,40 @@ def by_attempt(base):
     return value
 
 
+#: compute keys that change a training job's numbers, passed as its params (so changing
+#: them reruns it); gradient_checkpointing and save_total_limit change no number and the
+#: training scripts read them from the config.
+COMPUTE_PARAM_KEYS = ("processes", "distributed", "fsdp_sharding", "grad_accumulation", "mixed_precision")
+
+
+def compute_params(algo=None):
+    """The `compute` keys a training job takes as params (PPO stays one process: none)."""
+    if algo == "ppo":
+        return {}
+    return {k: config["compute"][k] for k in COMPUTE_PARAM_KEYS}
+
+
+def train_processes(algo=None):
+    """Processes a training job runs (compute.processes; PPO and pretraining run one)."""
+    return 1 if algo in ("ppo", "pretrain") else config["compute"]["processes"]
+
+
+def train_threads(algo=None):
+    """Snakemake threads of a training job: compute.threads for each of its processes."""
+    return config["compute"]["threads"] * train_processes(algo)
+
+
+def train_mem_mb(base, algo=None):
+    """mem_mb of a training job: `base` per process (every process holds the model under
+    DDP; an upper bound under FSDP), times the attempt (resources callable)."""
+
+    def value(wildcards, attempt):
+        return int(base * train_processes(wildcards.get("algo", algo)) * attempt)
+
+    value.__doc__ = f"{base} x processes x attempt"
+    return value
+
+
 def section(name, drop=()):
     """A config section as a param, without the keys that only select *which* jobs exist
     (so adding an SFT length or a fork does not rerun the jobs that already ran)."""

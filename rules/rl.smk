@@ -16,15 +16,16 @@ rule rl:
         keep=rl_save_steps(),
         seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
+        compute=lambda wc: compute_params(wc.algo),
         run_root=lambda wc: f"{seed_dir(wc.seed)}/train/rl/{wc.algo}-{wc.step}",
         code=code_version("rl"),
     log:
         "logs/rl/s{seed}-{algo}-{step}.log",
     benchmark:
         "benchmarks/rl/s{seed}-{algo}-{step}.tsv"
-    threads: config["compute"]["threads"]
+    threads: lambda wc: train_threads(wc.algo)
     resources:
-        mem_mb=by_attempt(TRAIN_MEM_MB["rl"]),
+        mem_mb=train_mem_mb(TRAIN_MEM_MB["rl"]),
         runtime=by_attempt(TRAIN_RUNTIME_MIN["rl"]),
         gpu=config["compute"]["gpus"],
     conda:

@@ -41,15 +41,16 @@ rule sft:
         sft=section("sft", drop=("steps",)),
         seed=lambda wc: int(wc.seed),
         device=config["compute"]["device"],
+        compute=compute_params(),
         run_root=lambda wc: f"{seed_dir(wc.seed)}/train/sft",
         code=code_version("sft"),
     log:
         "logs/sft/s{seed}-{step}.log",
     benchmark:
         "benchmarks/sft/s{seed}-{step}.tsv"
-    threads: config["compute"]["threads"]
+    threads: train_threads()
     resources:
-        mem_mb=by_attempt(TRAIN_MEM_MB["sft"]),
+        mem_mb=train_mem_mb(TRAIN_MEM_MB["sft"]),
         runtime=by_attempt(TRAIN_RUNTIME_MIN["sft"]),
         gpu=config["compute"]["gpus"],
     conda:

@@ -1,10 +1,12 @@
-"""Snakemake entry point of rule sft: the SFT model at one length, from the shared trajectory."""
+"""Snakemake entry point of rule sft: the SFT model at one length, from the shared trajectory
+(in compute.processes processes when more than one: train_sft launches them)."""
+from rlheals.train.common import ComputeOptions, setup_logging
 from rlheals.train.sft import SFTOptions, train_sft
-from rlheals.train.common import setup_logging
 
 setup_logging(snakemake.log[0])
-opts = SFTOptions(**dict(snakemake.params.sft), seed=int(snakemake.params.seed),
-                  device=snakemake.params.device, threads=snakemake.threads)
+compute = ComputeOptions.coerce({**snakemake.config["compute"], **dict(snakemake.params.compute)})
+opts = SFTOptions(**dict(snakemake.params.sft), seed=int(snakemake.params.seed), device=snakemake.params.device,
+                  threads=max(1, snakemake.threads // compute.processes), compute=compute)
 data = {k: snakemake.input[k] for k in ("train", "heldout_id", "heldout_ood")}
 train_sft(snakemake.input.base, data, int(snakemake.wildcards.step), snakemake.output.model,
           snakemake.params.run_root, opts)

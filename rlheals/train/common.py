@@ -10,7 +10,9 @@ import logging
 import os
 import random
 import re
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -78,18 +80,135 @@ def code_digest(module: str) -> str:
     return rlheals.code_fingerprint(module)
 
 
-def compute_identity(device: str) -> dict:
+#: Set in the processes `rlheals.train.launch` starts: the run folder whose lock the
+#: launching process holds for them (they must not wait for it themselves).
+LOCK_HELD_ENV = "RLHEALS_RUN_LOCK_HELD"
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
+FSDP_SHARDING = ("full_shard", "shard_grad_op", "hybrid_shard", "no_shard")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+@dataclass
+class ComputeOptions:
+    """How a training job runs (config section `compute`, minus device and threads): how
+    many processes (`accelerate launch` when more than one), DDP or FSDP, gradient
+    checkpointing and accumulation, mixed precision, and how many full states to keep.
+    The global batch is always the config's: each process takes batch / (processes x
+    grad_accumulation) examples per micro-step."""
+
+    processes: int = 1
+    distributed: str = "ddp"
+    fsdp_sharding: str = "full_shard"
+    gradient_checkpointing: bool = False
+    grad_accumulation: int = 1
+    mixed_precision: str = "auto"
+    save_total_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("processes", "grad_accumulation"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"compute.{name} must be >= 1, got {getattr(self, name)}")
+        if self.save_total_limit is not None and int(self.save_total_limit) < 1:
+            raise ValueError(f"compute.save_total_limit must be >= 1 or null (keep all), got {self.save_total_limit}")
+        for name, allowed in (("distributed", DISTRIBUTED), ("fsdp_sharding", FSDP_SHARDING),
+                              ("mixed_precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"compute.{name} '{getattr(self, name)}': expected one of {', '.join(allowed)}")
+        if self.distributed == "deepspeed":
+            raise ValueError(deepspeed_unavailable())
+
+    @classmethod
+    def coerce(cls, value: "ComputeOptions | dict | None") -> "ComputeOptions":
+        """From the config's `compute` section (extra keys such as device are ignored)."""
+        if isinstance(value, cls):
+            return value
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in (value or {}).items() if k in names})
+
+    def per_device_batch(self, batch: int, key: str) -> int:
+        """Examples one process takes per micro-step so that a step still sees `batch`."""
+        split = self.processes * self.grad_accumulation
+        if batch % split:
+            raise ValueError(
+                f"config key '{key}': {batch} is not divisible by compute.processes x compute.grad_accumulation "
+                f"({self.processes} x {self.grad_accumulation} = {split}); the global batch stays {key}, so it must split evenly"
+            )
+        return batch // split
+
+    def identity(self) -> dict:
+        """The parts that change a trajectory's numbers (the split of the batch and the
+        sharding); gradient checkpointing recomputes the same values and the number of
+        kept states changes nothing, so neither is here."""
+        out = {"grad_accumulation": self.grad_accumulation, "distributed": self.distributed}
+        if self.distributed == "fsdp":
+            out["fsdp_sharding"] = self.fsdp_sharding
+        return out
+
+
+def deepspeed_unavailable() -> str:
+    """Why compute.distributed deepspeed is refused (the message names the key)."""
+    from rlheals.config import DEEPSPEED_UNAVAILABLE
+
+    return DEEPSPEED_UNAVAILABLE
+
+
+def bf16_supported() -> bool:
+    try:
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    except (RuntimeError, AssertionError, AttributeError):
+        return False
+
+
+def resolve_precision(device: str, requested: str = "auto") -> str:
+    """The training precision, bf16, fp16 or fp32, for `compute.mixed_precision` on `device`:
+    fp32 on the CPU (bf16 is ~10x slower there without bf16 units); on CUDA bf16 where the
+    GPU supports it, else (auto) fp16 with loss scaling, said in the log."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"compute.mixed_precision '{requested}': expected one of {', '.join(PRECISIONS)}")
+    if not device.startswith("cuda"):
+        if requested in ("bf16", "fp16"):
+            raise ValueError(
+                f"config key 'compute.mixed_precision': {requested} requested but training runs on the CPU, "
+                "where rlheals trains in fp32 (use auto or fp32)"
+            )
+        return "fp32"
+    if requested == "auto":
+        if bf16_supported():
+            return "bf16"
+        LOG.warning("compute.mixed_precision auto: this GPU has no bf16 support; training in fp16 (with loss scaling)")
+        return "fp16"
+    if requested == "bf16" and not bf16_supported():
+        raise ValueError(
+            "config key 'compute.mixed_precision': bf16 requested but this GPU does not support bf16 "
+            "(use auto, which falls back to fp16, or fp16 or fp32)"
+        )
+    return requested
+
+
+def world_size(compute: ComputeOptions | None = None) -> int:
+    """The number of training processes: WORLD_SIZE inside a launched process, else the
+    configured compute.processes (the launching process keys the run like its workers)."""
+    env = os.environ.get("WORLD_SIZE")
+    if env:
+        return int(env)
+    return compute.processes if compute is not None else 1
+
+
+def compute_identity(device: str, compute: ComputeOptions | None = None) -> dict:
     """What about the machine changes a trajectory's numbers: the device type, the
-    training precision (float32 on CPU, bf16 on CUDA, see `precision_kwargs`), the number
-    of processes (torchrun/accelerate's WORLD_SIZE) and the GPUs one process spreads its
-    batches over (the Trainer's DataParallel)."""
+    training precision (see `resolve_precision`), the number of processes (WORLD_SIZE,
+    or compute.processes in the process that launches them), the GPUs one process sees,
+    and how the batch is split and sharded (`ComputeOptions.identity`)."""
     kind = device.split(":")[0]
     cuda = kind == "cuda"
+    compute = compute or ComputeOptions()
     return {
         "device": kind,
-        "dtype": "bfloat16" if cuda else "float32",
-        "processes": int(os.environ.get("WORLD_SIZE", "1") or 1),
+        "dtype": _DTYPE_NAMES[resolve_precision(kind, compute.mixed_precision)],
+        "processes": world_size(compute),
         "gpus": torch.cuda.device_count() if cuda else 0,
+        **compute.identity(),
     }
 
 
@@ -159,6 +278,12 @@ def open_run(run_root: str | os.PathLike, key: dict) -> Iterator[Path]:
     other hardware (another `compute` entry of the key) is not resumed: this one starts
     afresh, and the log says so."""
     run_dir = Path(run_root) / fingerprint(key)
+    held = os.environ.get(LOCK_HELD_ENV)
+    if held:  # a process launched by rlheals.train.launch: its launcher holds the lock
+        if Path(held).resolve() != run_dir.resolve():
+            raise RuntimeError(f"this training process keys its run as {run_dir}, but its launcher locked {held}")
+        yield run_dir
+        return
     with run_lock(run_dir):
         fresh = not (run_dir / "run.json").exists()
         write_run_info(run_dir, key)
@@ -185,25 +310,60 @@ def _announce_other_hardware(run_dir: Path, key: dict) -> None:
             )
 
 
-def precision_kwargs(device: str) -> dict:
-    """TrainingArguments for the device: float32 on CPU (bf16 is slow there), bf16 on CUDA."""
+def precision_kwargs(device: str, precision: str = "fp32") -> dict:
+    """TrainingArguments for the device and the resolved precision (`resolve_precision`)."""
     if device.startswith("cuda"):
-        return {"use_cpu": False, "bf16": True}
-    return {"use_cpu": True, "bf16": False}
+        return {"use_cpu": False, "bf16": precision == "bf16", "fp16": precision == "fp16"}
+    return {"use_cpu": True, "bf16": False, "fp16": False}
 
 
-def trainer_kwargs(seed: int, save_every: int, device: str) -> dict:
+def trainer_kwargs(seed: int, save_every: int, device: str, compute: ComputeOptions | None = None) -> dict:
     """TrainingArguments shared by SFT and RL: per-step logs, full states every
-    `save_every` steps (the resume points), seeded data order, no progress bars in logs."""
-    return dict(
+    `save_every` steps (the resume points), seeded data order, no progress bars in logs,
+    and the `compute` settings: accumulation, gradient checkpointing, precision, the
+    process group's backend (gloo on CPU) and FSDP. The Trainer's own save_total_limit
+    stays off: `PruneStates` prunes (it counts only complete states and never deletes the
+    state just written)."""
+    compute = compute or ComputeOptions()
+    kw = dict(
         logging_steps=1,
         save_strategy="steps",
         save_steps=save_every,
         seed=seed,
         data_seed=seed,
-        gradient_checkpointing=False,
+        gradient_accumulation_steps=compute.grad_accumulation,
+        gradient_checkpointing=compute.gradient_checkpointing,
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
-        **precision_kwargs(device),
+        **precision_kwargs(device, resolve_precision(device, compute.mixed_precision)),
     )
+    if compute.gradient_checkpointing:  # non-reentrant: works under DDP and FSDP
+        kw["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if world_size(compute) > 1:
+        kw["ddp_backend"] = "nccl" if device.startswith("cuda") else "gloo"
+        kw["ddp_find_unused_parameters"] = False
+    if compute.distributed == "fsdp":
+        kw["fsdp"] = f"{compute.fsdp_sharding} auto_wrap"
+        kw["fsdp_config"] = {"version": 2, "state_dict_type": "FULL_STATE_DICT",
+                             "activation_checkpointing": False}
+    return kw
+
+
+def prune_states(run_dir: Path, limit: int | None, keep: int | None = None) -> list[int]:
+    """Delete the oldest complete states `checkpoint-<step>` of `run_dir` beyond the `limit`
+    newest (the highest steps: the resume points of every longer job), never `keep` (the
+    state just written, which a job still exports or resumes from). Incomplete folders
+    are neither counted nor deleted here (a job that resumes ignores them). Returns the
+    deleted steps. `limit` None keeps everything."""
+    if limit is None:
+        return []
+    states = complete_checkpoints(run_dir)
+    newest = sorted(states, reverse=True)[:limit]
+    gone = [s for s in sorted(states) if s not in newest and s != keep]
+    for step in gone:
+        (states[step] / COMPLETE).unlink(missing_ok=True)  # incomplete first: never half-deleted yet complete
+        shutil.rmtree(states[step], ignore_errors=True)
+    if gone:
+        LOG.info("compute.save_total_limit %d: deleted the states at steps %s in %s", limit, gone, run_dir)
+    return gone

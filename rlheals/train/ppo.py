@@ -31,6 +31,11 @@ Differences from the paper's code: no "only the clipped surrogate when a ratio e
 10" rule (plain PPO clipping); the truncated last attempt is terminal (the paper's
 environment adds a -1 on a sixth call); its 128 gradient-accumulation micro-steps of one
 reply are `minibatches` minibatches here.
+
+PPO trains in one process (compute.processes is for trl's SFT/GRPO/RLOO): its own loop
+rolls out, scores and updates one model with a value head, and data parallelism would
+need its rollouts gathered and its value head wrapped as well; one process on one GPU
+fits the models this project trains with PPO. compute.save_total_limit prunes its states.
 """
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ from rlheals.train.common import (
     file_digest,
     latest_at_most,
     open_run,
+    prune_states,
     seed_all,
     set_threads,
 )
@@ -92,6 +98,7 @@ class PPOOptions:
     seed: int = 0
     device: str = "auto"
     threads: int = 2
+    save_total_limit: int | None = field(default=None, metadata={"help": "full states kept (compute.save_total_limit)"})
 
     def __post_init__(self) -> None:
         checks = {
@@ -103,6 +110,7 @@ class PPOOptions:
             "rl.ppo.minibatches": self.minibatches >= 1, "rl.ppo.max_grad_norm": self.max_grad_norm > 0,
             "rl.ppo.adam_eps": self.adam_eps > 0, "rl.ppo.thought_prob_coef": self.thought_prob_coef >= 0,
             "rl.save_every": self.save_every >= 1,
+            "compute.save_total_limit": self.save_total_limit is None or self.save_total_limit >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -112,7 +120,7 @@ class PPOOptions:
 
     def run_key(self) -> dict:
         """What decides the trajectory (not how often it is saved, nor where it runs)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads", "save_every")}
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads", "save_every", "save_total_limit")}
 
 
 class ValueHead(nn.Module):
@@ -467,14 +475,15 @@ def train_ppo(start_dir: str, prompts_path: str, keep_steps: list[int], out_dirs
         raise ValueError(f"{prompts_path}: expected records with 'prompt', 'cards' and 'rule'")
     tok = load_tokenizer(start_dir, padding_side="left")
     with open_run(run_root, run_key(start_dir, prompts_path, opts, resolve_device(opts.device))) as run_dir:
-        for k in sorted(set(keep_steps)):
+        # Each kept step is exported as soon as it is trained, so that compute.save_total_limit
+        # can delete older states as training goes (a pruned step is trained again if needed).
+        for k, out in sorted(zip(keep_steps, out_dirs)):
             if k not in complete_checkpoints(run_dir):
                 trainer = _trainer_at(k, start_dir, tok, prompts, run_dir, opts)
                 trainer.train(k)
-        ckpts = complete_checkpoints(run_dir)
-        for k, out in zip(keep_steps, out_dirs):
-            export(ckpts[k], out, tok)
-        history = json.loads((ckpts[max(keep_steps)] / "trainer_state.json").read_text())["log_history"]
+            export(complete_checkpoints(run_dir)[k], out, tok)
+            prune_states(run_dir, opts.save_total_limit, keep=k)
+        history = json.loads((complete_checkpoints(run_dir)[max(keep_steps)] / "trainer_state.json").read_text())["log_history"]
     frame = pd.DataFrame(history)
     extra = [c for c in frame.columns if c not in RL_COLUMNS]
     write_csv(table_path, frame.reindex(columns=RL_COLUMNS + extra))

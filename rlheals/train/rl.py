@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -28,9 +28,10 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 
 from rlheals.atomic import atomic_path, read_jsonl, write_csv
 from rlheals.train.models import load_tokenizer, resolve_device
-from rlheals.train.sft import _MarkComplete
+from rlheals.train.sft import PruneStates, _MarkComplete
 from rlheals.train.common import (
     LOG,
+    ComputeOptions,
     complete_checkpoints,
     code_digest,
     compute_identity,
@@ -39,6 +40,7 @@ from rlheals.train.common import (
     fingerprint,
     latest_at_most,
     open_run,
+    prune_states,
     seed_all,
     set_threads,
     trainer_kwargs,
@@ -50,7 +52,8 @@ TRL_ALGORITHMS = ("grpo", "rloo")
 
 @dataclass
 class RLOptions:
-    """RL settings: config section `rl` (minus the job-selecting keys) plus seed/device/threads."""
+    """RL settings: config section `rl` (minus the job-selecting keys) plus seed, device,
+    threads (per process) and `compute`."""
 
     algo: str = "grpo"
     batch_size: int = 16
@@ -66,8 +69,10 @@ class RLOptions:
     seed: int = 0
     device: str = "auto"
     threads: int = 2
+    compute: ComputeOptions = field(default_factory=ComputeOptions)
 
     def __post_init__(self) -> None:
+        self.compute = ComputeOptions.coerce(self.compute)
         if self.algo not in TRL_ALGORITHMS:
             raise ValueError(
                 f"rl algorithm '{self.algo}': expected one of {', '.join(TRL_ALGORITHMS)} here "
@@ -82,11 +87,12 @@ class RLOptions:
             )
         if self.batch_size % self.num_generations:
             raise ValueError(f"rl.batch_size ({self.batch_size}) must be divisible by rl.num_generations ({self.num_generations})")
+        self.compute.per_device_batch(self.batch_size, "rl.batch_size")
 
     def run_key(self) -> dict:
         """What decides the trajectory (not how often it is saved, nor where it runs).
         Single-turn runs keep the key they had before attempts/gamma existed."""
-        drop = {"device", "threads", "save_every"} | ({"attempts", "gamma"} if self.attempts == 1 else set())
+        drop = {"device", "threads", "save_every", "compute"} | ({"attempts", "gamma"} if self.attempts == 1 else set())
         return {k: v for k, v in asdict(self).items() if k not in drop}
 
 
@@ -122,7 +128,7 @@ def _config(run_dir: Path, max_steps: int, device: str, opts: RLOptions):
     common = dict(
         output_dir=str(run_dir),
         max_steps=max_steps,
-        per_device_train_batch_size=opts.batch_size,
+        per_device_train_batch_size=opts.compute.per_device_batch(opts.batch_size, "rl.batch_size"),
         num_generations=opts.num_generations,
         max_completion_length=opts.max_completion_length,
         temperature=opts.temperature,
@@ -130,7 +136,7 @@ def _config(run_dir: Path, max_steps: int, device: str, opts: RLOptions):
         lr_scheduler_type="constant",
         beta=opts.beta,
         reward_weights=[1.0, 0.0, 0.0] if multi else [1.0, 0.0],
-        **trainer_kwargs(opts.seed, opts.save_every, device),
+        **trainer_kwargs(opts.seed, opts.save_every, device, opts.compute),
     )
     return (GRPOConfig if opts.algo == "grpo" else RLOOConfig)(**common)
 
@@ -144,7 +150,7 @@ def run_key(start_dir: str, prompts: str, opts: RLOptions, device: str) -> dict:
         "start_path": str(Path(start_dir).resolve()),
         "prompts": file_digest(prompts),
         "code": code_digest("rlheals.train.rl"),
-        "compute": compute_identity(device),
+        "compute": compute_identity(device, opts.compute),
     }
 
 
@@ -153,7 +159,30 @@ def run_dir_for(start_dir: str, prompts: str, run_root: str, opts: RLOptions) ->
     return Path(run_root) / fingerprint(run_key(start_dir, prompts, opts, resolve_device(opts.device)))
 
 
-def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, device: str, opts: RLOptions) -> None:
+class _ExportKept(TrainerCallback):
+    """Export a kept step as soon as its state is complete (before `PruneStates` may
+    delete it), in the first process; `keep` maps step -> output folder."""
+
+    def __init__(self, keep: dict[int, str], start_dir: str):
+        self.keep, self.start_dir = keep, start_dir
+
+    def on_save(self, args, state, control, **kwargs):
+        out = self.keep.get(state.global_step)
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if out and state.is_world_process_zero and ckpt.is_dir():
+            export_state(ckpt, out, self.start_dir)
+        return control
+
+
+def export_state(ckpt: Path, out: str, start_dir: str) -> None:
+    """A saved state's policy as a plain HF folder (with the start model's tokenizer)."""
+    with atomic_path(out, is_dir=True) as tmp:
+        AutoModelForCausalLM.from_pretrained(str(ckpt), dtype="float32").save_pretrained(str(tmp))
+        load_tokenizer(start_dir).save_pretrained(str(tmp))
+
+
+def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, device: str, opts: RLOptions,
+              keep: dict[int, str] | None = None) -> None:
     from trl import GRPOTrainer, RLOOTrainer
 
     from rlheals.task.verifier import make_reward_fn
@@ -183,7 +212,8 @@ def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, devi
         args=_config(run_dir, target, device, opts),
         train_dataset=prompts,
         processing_class=load_tokenizer(start_dir, padding_side="left"),
-        callbacks=[_StepTimer(), _MarkComplete()],
+        callbacks=[_StepTimer(), _MarkComplete(), _ExportKept(keep or {}, start_dir),
+                   PruneStates(opts.compute.save_total_limit)],
         **extra,
     )
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
@@ -191,24 +221,53 @@ def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, devi
 
 def train_rl(start_dir: str, prompts_path: str, keep_steps: list[int], out_dirs: list[str], table_path: str,
              run_root: str, opts: RLOptions) -> None:
-    """Train one fork to max(keep_steps) (resuming), export each kept step, write its table."""
+    """Train one fork to max(keep_steps) (resuming), export each kept step, write its table.
+
+    Each kept step is exported when its state is saved (`_ExportKept`), so
+    compute.save_total_limit may delete states as training goes; a kept step whose
+    export is missing and whose state is gone is trained again (deterministically: same
+    numbers). With compute.processes > 1 the training runs in that many processes
+    (`rlheals.train.launch`) while this process holds the run's lock.
+    """
+    from rlheals.train.launch import in_worker, launch
+
     if len(keep_steps) != len(out_dirs):
         raise ValueError(f"{len(keep_steps)} kept steps but {len(out_dirs)} output folders")
     set_threads(opts.threads)
     device = resolve_device(opts.device)
-    prompts = load_prompts(prompts_path)
+    keep = {int(k): str(o) for k, o in zip(keep_steps, out_dirs)}
     with open_run(run_root, run_key(start_dir, prompts_path, opts, device)) as run_dir:
-        _train_to(max(keep_steps), start_dir, prompts, run_dir, device, opts)
-        for k in sorted(keep_steps):  # a step saved under another save_every: retrain that span
-            if k not in complete_checkpoints(run_dir):
-                _train_to(k, start_dir, prompts, run_dir, device, opts)
+        if in_worker():
+            _train_to(max(keep_steps), start_dir, load_prompts(prompts_path), run_dir, device, opts, keep)
+            return
+        exported: set[int] = set()
+
+        def train(to: int) -> None:
+            """Train to `to`; the kept steps saved meanwhile are exported as they are saved."""
+            todo = {k: o for k, o in keep.items() if k <= to and k not in exported}
+            began = time.time()
+            if opts.compute.processes > 1:
+                launch("rlheals.train.rl:train_rl", [start_dir, prompts_path, list(todo), list(todo.values()),
+                                                      table_path, run_root], opts, run_dir,
+                       opts.compute.processes, opts.threads)
+            else:
+                _train_to(to, start_dir, load_prompts(prompts_path), run_dir, device, opts, todo)
+            exported.update(k for k in todo if Path(keep[k]).is_dir() and Path(keep[k]).stat().st_mtime >= began - 1)
+
+        train(max(keep_steps))
+        for k in sorted(keep_steps):
+            if k in exported:
+                continue
+            if k not in complete_checkpoints(run_dir):  # saved under another save_every, or pruned
+                train(k)
+            if k not in exported:
+                export_state(complete_checkpoints(run_dir)[k], keep[k], start_dir)
+                exported.add(k)
         ckpts = complete_checkpoints(run_dir)
-        tok = load_tokenizer(start_dir)
-        for k, out in zip(keep_steps, out_dirs):
-            with atomic_path(out, is_dir=True) as tmp:
-                AutoModelForCausalLM.from_pretrained(str(ckpts[k]), dtype="float32").save_pretrained(str(tmp))
-                tok.save_pretrained(str(tmp))
+        if max(keep_steps) not in ckpts:
+            raise RuntimeError(f"no complete state at RL step {max(keep_steps)} in {run_dir} for the reward table")
         history = json.loads((ckpts[max(keep_steps)] / "trainer_state.json").read_text())["log_history"]
+        prune_states(run_dir, opts.compute.save_total_limit, keep=max(keep_steps))
     write_csv(table_path, rl_frame(history, opts.reward))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,14 +27,17 @@ from rlheals.atomic import atomic_path, read_jsonl, write_csv
 from rlheals.train.models import load_tokenizer, resolve_device
 from rlheals.train.common import (
     LOG,
+    ComputeOptions,
     code_digest,
     compute_identity,
     dir_identity,
     file_digest,
+    complete_checkpoints,
     fingerprint,
     latest_at_most,
     mark_complete,
     open_run,
+    prune_states,
     seed_all,
     set_threads,
     trainer_kwargs,
@@ -45,7 +48,8 @@ TRAINER_LOG = "trainer_log.json"
 
 @dataclass
 class SFTOptions:
-    """SFT settings: config section `sft` (minus `steps`) plus seed, device and threads."""
+    """SFT settings: config section `sft` (minus `steps`) plus seed, device, threads (per
+    process) and `compute` (processes, accumulation, precision, kept states)."""
 
     batch_size: int = 32
     lr: float = 1e-4
@@ -58,8 +62,11 @@ class SFTOptions:
     device: str = "auto"
     threads: int = 2
     eval_batch_size: int = 64
+    compute: ComputeOptions = field(default_factory=ComputeOptions)
 
     def __post_init__(self) -> None:
+        self.compute = ComputeOptions.coerce(self.compute)
+        self.compute.per_device_batch(self.batch_size, "sft.batch_size")
         if self.lr_schedule not in ("constant", "constant_with_warmup"):
             raise ValueError(
                 f"sft.lr_schedule '{self.lr_schedule}': expected constant or constant_with_warmup "
@@ -71,8 +78,8 @@ class SFTOptions:
 
     def trajectory_key(self) -> dict:
         """The options that decide the trajectory (the device enters the key as
-        `compute_identity`; threads do not change the numbers)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads")}
+        `compute_identity`, with what of `compute` changes the numbers; threads do not)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads", "compute")}
 
 
 def load_pairs(path: str | os.PathLike) -> Dataset:
@@ -85,12 +92,32 @@ def load_pairs(path: str | os.PathLike) -> Dataset:
 
 
 class _MarkComplete(TrainerCallback):
-    """Mark a checkpoint complete once the Trainer has finished writing it."""
+    """Mark a checkpoint complete once the Trainer has finished writing it: in every
+    process (each writes its own RNG state), so the first process marks it after a
+    barrier."""
 
     def on_save(self, args, state, control, **kwargs):
+        if args.world_size > 1:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if ckpt.is_dir():
+        if state.is_world_process_zero and ckpt.is_dir():
             mark_complete(ckpt)
+        return control
+
+
+class PruneStates(TrainerCallback):
+    """compute.save_total_limit: after each save, keep only the newest complete states
+    (`prune_states`; the one just written always stays). Runs after `_MarkComplete`."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            prune_states(Path(args.output_dir), self.limit, keep=state.global_step)
         return control
 
 
@@ -103,7 +130,7 @@ def trajectory_key(base_dir: str, data: dict[str, str], opts: SFTOptions, device
         "base_path": str(Path(base_dir).resolve()),
         "data": {k: file_digest(v) for k, v in sorted(data.items())},
         "code": code_digest("rlheals.train.sft"),
-        "compute": compute_identity(device),
+        "compute": compute_identity(device, opts.compute),
     }
 
 
@@ -118,7 +145,7 @@ def _config(run_dir: Path, target: int, device: str, opts: SFTOptions):
     return SFTConfig(
         output_dir=str(run_dir),
         max_steps=target,
-        per_device_train_batch_size=opts.batch_size,
+        per_device_train_batch_size=opts.compute.per_device_batch(opts.batch_size, "sft.batch_size"),
         per_device_eval_batch_size=opts.eval_batch_size,
         learning_rate=opts.lr,
         lr_scheduler_type=opts.lr_schedule,
@@ -127,41 +154,63 @@ def _config(run_dir: Path, target: int, device: str, opts: SFTOptions):
         max_length=opts.max_length,
         eval_strategy="steps",
         eval_steps=opts.eval_every,
-        **trainer_kwargs(opts.seed, opts.save_every, device),
+        **trainer_kwargs(opts.seed, opts.save_every, device, opts.compute),
     )
 
 
 def train_sft(base_dir: str, data: dict[str, str], target: int, out_dir: str, run_root: str, opts: SFTOptions) -> None:
     """Export the SFT model at step `target` to `out_dir`, training only what is missing.
 
-    `data` maps train, heldout_id and heldout_ood to JSONL files.
+    `data` maps train, heldout_id and heldout_ood to JSONL files. With
+    `opts.compute.processes` > 1 the training runs in that many processes
+    (`rlheals.train.launch`) while this process holds the run's lock, then exports.
+    The export always reads the saved state at `target` (the Trainer saves at its last
+    step), so one and N processes export the same way.
     """
-    from trl import SFTTrainer
+    from rlheals.train.launch import in_worker, launch
 
     set_threads(opts.threads)
     device = resolve_device(opts.device)
     with open_run(run_root, trajectory_key(base_dir, data, opts, device)) as run_dir:
+        if in_worker():
+            _train_to(base_dir, data, target, run_dir, device, opts)
+            return
         start, ckpt = latest_at_most(run_dir, target)
-        tok = load_tokenizer(base_dir, padding_side="right")
         if ckpt is not None and start == target:
             LOG.info("SFT step %d already trained in %s; exporting it", target, ckpt)
-            model = AutoModelForCausalLM.from_pretrained(str(ckpt))
-            history = json.loads((ckpt / "trainer_state.json").read_text())["log_history"]
+        elif opts.compute.processes > 1:
+            launch("rlheals.train.sft:train_sft", [base_dir, data, target, out_dir, run_root], opts, run_dir,
+                   opts.compute.processes, opts.threads)
         else:
-            LOG.info("SFT to step %d from %s (run %s)", target, f"step {start}" if ckpt else "the base model", run_dir)
-            seed_all(opts.seed)
-            model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="float32")
-            trainer = SFTTrainer(
-                model=model,
-                args=_config(run_dir, target, device, opts),
-                train_dataset=load_pairs(data["train"]),
-                eval_dataset={"id": load_pairs(data["heldout_id"]), "ood": load_pairs(data["heldout_ood"])},
-                processing_class=tok,
-                callbacks=[_MarkComplete()],
-            )
-            trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-            model, history = trainer.model, trainer.state.log_history
+            _train_to(base_dir, data, target, run_dir, device, opts)
+        ckpt = complete_checkpoints(run_dir).get(target)
+        if ckpt is None:
+            raise RuntimeError(f"SFT to step {target} finished without a complete state {run_dir}/checkpoint-{target}")
+        model = AutoModelForCausalLM.from_pretrained(str(ckpt), dtype="float32")
+        history = json.loads((ckpt / "trainer_state.json").read_text())["log_history"]
         export(model, load_tokenizer(base_dir), history, out_dir)
+
+
+def _train_to(base_dir: str, data: dict[str, str], target: int, run_dir: Path, device: str, opts: SFTOptions) -> None:
+    """Train the trajectory to `target` from its latest complete state at or below it
+    (in every process of a multi-process run)."""
+    from trl import SFTTrainer
+
+    start, ckpt = latest_at_most(run_dir, target)
+    if ckpt is not None and start == target:
+        return
+    LOG.info("SFT to step %d from %s (run %s)", target, f"step {start}" if ckpt else "the base model", run_dir)
+    seed_all(opts.seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="float32")
+    trainer = SFTTrainer(
+        model=model,
+        args=_config(run_dir, target, device, opts),
+        train_dataset=load_pairs(data["train"]),
+        eval_dataset={"id": load_pairs(data["heldout_id"]), "ood": load_pairs(data["heldout_ood"])},
+        processing_class=load_tokenizer(base_dir, padding_side="right"),
+        callbacks=[_MarkComplete(), PruneStates(opts.compute.save_total_limit)],
+    )
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
 
 
 def export(model, tokenizer, history: list[dict], out_dir: str) -> None:
