@@ -189,6 +189,7 @@ def train_sft(base_dir: str, data: dict[str, str], target: int, out_dir: str, ru
         model = AutoModelForCausalLM.from_pretrained(str(ckpt), dtype="float32")
         history = json.loads((ckpt / "trainer_state.json").read_text())["log_history"]
         export(model, load_tokenizer(base_dir), history, out_dir)
+        prune_states(run_dir, opts.compute.save_total_limit)  # the state at target stayed for this export
 
 
 def _train_to(base_dir: str, data: dict[str, str], target: int, run_dir: Path, device: str, opts: SFTOptions) -> None:

@@ -133,6 +133,21 @@ CASES = [
     ("unknown LR schedule", setter("sft.lr_schedule", "cosine"), "sft.lr_schedule"),
     ("negative GPU count", setter("compute.gpus", -1), "compute.gpus"),
     ("zero threads", setter("compute.threads", 0), "compute.threads"),
+    ("zero processes", setter("compute.processes", 0), "compute.processes"),
+    ("SFT batch not split by processes", setter("compute.processes", 3), "sft.batch_size"),
+    ("RL batch not split by processes x accumulation",
+     both(setter("compute.processes", 2), setter("compute.grad_accumulation", 4)), "rl.batch_size"),
+    ("zero accumulation", setter("compute.grad_accumulation", 0), "compute.grad_accumulation"),
+    ("more processes than GPUs", both(setter("compute.processes", 2), setter("compute.gpus", 1)), "compute.processes"),
+    ("unknown parallelism", setter("compute.distributed", "zero3"), "compute.distributed"),
+    ("deepspeed is not available", setter("compute.distributed", "deepspeed"), "compute.distributed"),
+    ("FSDP in one process", setter("compute.distributed", "fsdp"), "compute.distributed"),
+    ("unknown FSDP sharding", setter("compute.fsdp_sharding", "zero3"), "compute.fsdp_sharding"),
+    ("bf16 on the CPU", setter("compute.mixed_precision", "bf16"), "compute.mixed_precision"),
+    ("unknown precision", setter("compute.mixed_precision", "fp8"), "compute.mixed_precision"),
+    ("zero kept states", setter("compute.save_total_limit", 0), "compute.save_total_limit"),
+    ("gradient checkpointing not a boolean", setter("compute.gradient_checkpointing", "yes"),
+     "compute.gradient_checkpointing"),
 ]
 
 NEEDS_NO_CUDA = [
