@@ -178,7 +178,7 @@ def train_mem_mb(base, algo=None):
     DDP; an upper bound under FSDP), times the attempt (resources callable)."""
 
     def value(wildcards, attempt):
-        return int(base * train_processes(wildcards.get("algo", algo)) * attempt)
+        return int(base * train_processes(getattr(wildcards, "algo", algo)) * attempt)
 
     value.__doc__ = f"{base} x processes x attempt"
     return value

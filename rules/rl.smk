@@ -23,7 +23,7 @@ rule rl:
         "logs/rl/s{seed}-{algo}-{step}.log",
     benchmark:
         "benchmarks/rl/s{seed}-{algo}-{step}.tsv"
-    threads: lambda wc: train_threads(wc.algo)
+    threads: lambda wc: train_threads(getattr(wc, "algo", None))
     resources:
         mem_mb=train_mem_mb(TRAIN_MEM_MB["rl"]),
         runtime=by_attempt(TRAIN_RUNTIME_MIN["rl"]),

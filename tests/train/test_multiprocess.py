@@ -184,3 +184,22 @@ def test_precision_by_device():
     assert resolve_precision("cpu", "auto") == resolve_precision("cpu", "fp32") == "fp32"
     with pytest.raises(ValueError, match="compute.mixed_precision.*CPU"):
         resolve_precision("cpu", "bf16")
+
+
+def test_launcher_and_its_processes_key_the_same_run_and_other_world_sizes_do_not(ws, tmp_path, monkeypatch):
+    """The launching process (compute.processes 2, no WORLD_SIZE) and the processes it
+    starts (WORLD_SIZE 2) find one run folder; one process, or 2 processes with
+    accumulation, are other trajectories (their numbers differ in the last bits)."""
+    from rlheals.train import sft as sft_mod
+
+    base, _, data, _ = ws
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    launcher = sft_mod.run_dir_for(base, data, str(tmp_path), sft_opts(2))
+    single = sft_mod.run_dir_for(base, data, str(tmp_path), sft_opts(1))
+    accumulating = sft_mod.run_dir_for(base, data, str(tmp_path), sft_opts(2, grad_accumulation=2))
+    # keys ignore what changes no number
+    same = sft_mod.run_dir_for(base, data, str(tmp_path), sft_opts(2, save_total_limit=1, gradient_checkpointing=True))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    worker = sft_mod.run_dir_for(base, data, str(tmp_path), sft_opts(2))
+    assert launcher == worker == same
+    assert len({launcher, single, accumulating}) == 3

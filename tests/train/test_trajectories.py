@@ -82,7 +82,8 @@ def test_resuming_on_another_device_starts_a_new_trajectory_and_says_so(ws, tmp_
     sft_mod.train_sft(base, data, 2, str(tmp_path / "a"), str(runs), OPTS)
     (elsewhere,) = list(runs.iterdir())
     info = json.loads((elsewhere / "run.json").read_text())
-    assert info["compute"] == {"device": "cpu", "dtype": "float32", "processes": 1, "gpus": 0}
+    assert info["compute"] == {"device": "cpu", "dtype": "float32", "processes": 1, "gpus": 0,
+                               "grad_accumulation": 1, "distributed": "ddp"}
     info["compute"] = {"device": "cuda", "dtype": "bfloat16", "processes": 1, "gpus": 1}
     other = runs / "0123456789abcdef"
     other.mkdir()
