@@ -31,8 +31,13 @@ from dataclasses import dataclass, field
 from rlheals.task.cards import FACES, RANKS
 from rlheals.task.solver import is_solvable, solve
 
-#: Skills and their share of the corpus.
-DEFAULT_MIX = {"solve": 0.35, "read": 0.3, "arith": 0.15, "compose": 0.2}
+#: Skills and their share of the corpus (the default config's `pretrain.mix`): both halves
+#: of the task in the task's wording (read_task, solve_task), never together, beside the
+#: sub-skills in their own wording.
+DEFAULT_MIX = {"solve": 0.2, "read": 0.1, "arith": 0.1, "compose": 0.1, "read_task": 0.25, "solve_task": 0.25}
+#: The sub-skills in their own wording only (earlier default): SFT's format is new to the
+#: base, and SFT teaches the tiny model to write 10 for every face card.
+SUBSKILL_MIX = {"solve": 0.35, "read": 0.3, "arith": 0.15, "compose": 0.2}
 
 
 @dataclass

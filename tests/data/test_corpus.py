@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from rlheals.data.corpus import DEFAULT_MIX, CorpusOptions, build_corpus
+from rlheals.data.corpus import DEFAULT_MIX, SUBSKILL_MIX, CorpusOptions, build_corpus
 from rlheals.task.prompts import build_answer, build_prompt
 
 CARD_VALUE = {"A": 1, **{str(n): n for n in range(2, 11)}}
@@ -15,10 +15,14 @@ def test_default_corpus_is_seeded_and_mixed():
     a = build_corpus(CorpusOptions(size=400, seed=3))
     assert a == build_corpus(CorpusOptions(size=400, seed=3))
     assert a != build_corpus(CorpusOptions(size=400, seed=4))
-    skills = {r["skill"] for r in a}
-    assert skills == set(DEFAULT_MIX) and "read_task" not in skills
-    # the default corpus never holds the task's answer format
-    assert not any("formula:" in r["text"] or "numbers:" in r["text"] for r in a)
+    assert {r["skill"] for r in a} == set(DEFAULT_MIX)
+    # the task's halves are there, never together: no document holds a prompt and a formula
+    assert any(r["text"].startswith("Rule:") and "numbers:" in r["text"] for r in a)
+    assert not any("Cards:" in r["text"] and "formula" in r["text"] for r in a)
+    # the sub-skill mix never holds the task's prompt or answer format
+    sub = build_corpus(CorpusOptions(size=400, seed=3, mix=dict(SUBSKILL_MIX)))
+    assert {r["skill"] for r in sub} == set(SUBSKILL_MIX)
+    assert not any("formula:" in r["text"] or "numbers:" in r["text"] for r in sub)
 
 
 def test_read_task_is_the_task_prompt_up_to_the_numbers_under_any_rule():
