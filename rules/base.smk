@@ -6,10 +6,8 @@ PRETRAIN_CORPUS = f"{RESULTS}/data/pretrain_corpus.jsonl"
 PRETRAIN_TABLE = f"{seed_dir('{seed}')}/tables/pretrain_loss.csv"
 
 
-# Job sizes: a real model (smollm2, local) needs far more memory and time than the tiny one.
-BIG_MODEL = config["model"]["source"] != "tiny"
-TRAIN_MEM_MB = {"pretrain": 4000, "sft": 16000 if BIG_MODEL else 4000, "rl": 24000 if BIG_MODEL else 4000}
-TRAIN_RUNTIME_MIN = {"pretrain": 60, "sft": 720 if BIG_MODEL else 60, "rl": 720 if BIG_MODEL else 60}
+# Job sizes (mem_mb, runtime) follow from the model's size and each stage's work:
+# stage_mem_mb / stage_runtime in common.smk (rlheals.resources).
 
 
 rule pretrain_corpus:
@@ -55,8 +53,8 @@ if config["model"]["source"] == "tiny":
             "benchmarks/base_model/s{seed}.tsv"
         threads: config["compute"]["threads"]
         resources:
-            mem_mb=by_attempt(TRAIN_MEM_MB["pretrain"]),
-            runtime=by_attempt(TRAIN_RUNTIME_MIN["pretrain"]),
+            mem_mb=stage_mem_mb("pretrain"),
+            runtime=stage_runtime("pretrain"),
             gpu=config["compute"]["gpus"],
         conda:
             "../envs/rlheals.yaml"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import rlheals
 import rlheals.config
+import rlheals.resources
 
 # Validate (and fill defaults) before any job is scheduled: a bad key stops here.
 try:
@@ -173,17 +174,6 @@ def train_threads(algo=None):
     return config["compute"]["threads"] * train_processes(algo)
 
 
-def train_mem_mb(base, algo=None):
-    """mem_mb of a training job: `base` per process (every process holds the model under
-    DDP; an upper bound under FSDP), times the attempt (resources callable)."""
-
-    def value(wildcards, attempt):
-        return int(base * train_processes(getattr(wildcards, "algo", algo)) * attempt)
-
-    value.__doc__ = f"{base} x processes x attempt"
-    return value
-
-
 def section(name, drop=()):
     """A config section as a param, without the keys that only select *which* jobs exist
     (so adding an SFT length or a fork does not rerun the jobs that already ran)."""
@@ -264,8 +254,81 @@ def model_arch():
     if src == "tiny":
         t = config["model"]["tiny"]
         return {"hidden_size": t["hidden_size"], "num_attention_heads": t["num_heads"],
-                "num_key_value_heads": t["num_kv_heads"], "intermediate_size": t["intermediate_size"]}
-    return {"hidden_size": 576, "num_attention_heads": 9, "num_key_value_heads": 3, "intermediate_size": 1536}
+                "num_key_value_heads": t["num_kv_heads"], "intermediate_size": t["intermediate_size"],
+                "num_hidden_layers": t["num_layers"], "vocab_size": 256, "tie_word_embeddings": True}
+    # SmolLM2-135M-Instruct before its conversion (a local model always has its config.json)
+    return {"hidden_size": 576, "num_attention_heads": 9, "num_key_value_heads": 3, "intermediate_size": 1536,
+            "num_hidden_layers": 30, "vocab_size": 49152, "tie_word_embeddings": True}
+
+
+#: Prompt tokens of one hand (the compact prompt ~40, the paper's chat prompt ~350).
+PROMPT_TOKENS = {"compact": 40, "chat": 400}
+
+
+def job_size(stage, algo=None):
+    """(mem_mb per process, estimated compute seconds) of one job of `stage` from the
+    model's size and the stage's work (rlheals.resources; assumptions there)."""
+    size = rlheals.resources.ModelSize.from_config(model_arch())
+    c = config["compute"]
+    procs = train_processes(algo if stage == "rl" else ("pretrain" if stage == "pretrain" else None))
+    gpus, threads = c["gpus"], c["threads"]
+    sharded = c["distributed"] == "fsdp"
+    prompt = PROMPT_TOKENS[config["model"]["prompt_style"]]
+    if stage == "pretrain":
+        p = config["pretrain"]
+        mem = rlheals.resources.train_mem_mb(size, p["batch_size"], p["max_length"])
+        secs = rlheals.resources.train_seconds(size, p["steps"], p["batch_size"], p["max_length"], threads, gpus)
+    elif stage == "sft":
+        p = config["sft"]
+        mem = rlheals.resources.train_mem_mb(size, p["batch_size"], p["max_length"], procs, sharded,
+                                             c["gradient_checkpointing"])
+        secs = rlheals.resources.train_seconds(size, max(p["steps"]), p["batch_size"], p["max_length"],
+                                               threads * procs, gpus)
+    elif stage == "rl":
+        p = config["rl"]
+        length = prompt + p["max_completion_length"] * p["attempts"] + 12 * (p["attempts"] - 1)
+        mem = rlheals.resources.train_mem_mb(size, p["batch_size"], length, procs, sharded,
+                                             c["gradient_checkpointing"])
+        if p["beta"] > 0 and algo != "ppo":  # a frozen reference model for the KL term
+            mem += int(4 * size.params / 2**20)
+        passes = p["ppo"]["epochs"] if algo == "ppo" else 1
+        secs = (rlheals.resources.train_seconds(size, p["steps"] * passes, p["batch_size"], length, threads * procs, gpus)
+                + rlheals.resources.generate_seconds(size, p["steps"] * p["batch_size"], length - prompt, prompt,
+                                                     threads * procs, gpus))
+    elif stage == "evaluate":
+        e, d = config["evaluation"], config["data"]
+        length = prompt + e["max_new_tokens"] * e["attempts"]
+        mem = rlheals.resources.eval_mem_mb(size, e["batch_size"], length)
+        hands = 2 * d["eval_size"] + 2 * d["val_size"]
+        secs = rlheals.resources.generate_seconds(size, hands * e["attempts"], e["max_new_tokens"], prompt,
+                                                  threads, gpus)
+    else:
+        raise ValueError(f"job_size: unknown stage {stage!r}")
+    return mem, secs
+
+
+def stage_mem_mb(stage, algo=None):
+    """mem_mb of a `stage` job from the model's size: per process x processes x attempt
+    (resources callable; rlheals.resources)."""
+
+    def value(wildcards, attempt):
+        a = getattr(wildcards, "algo", algo)
+        procs = train_processes(a if stage == "rl" else ("pretrain" if stage in ("pretrain", "evaluate") else None))
+        return int(job_size(stage, a)[0] * procs * attempt)
+
+    value.__doc__ = f"{stage} memory from the model's size x processes x attempt"
+    return value
+
+
+def stage_runtime(stage, algo=None, floor=30):
+    """runtime (minutes) of a `stage` job: 3x its estimated compute, at least `floor`, x attempt."""
+
+    def value(wildcards, attempt):
+        a = getattr(wildcards, "algo", algo)
+        return int(rlheals.resources.runtime_min(job_size(stage, a)[1], floor) * attempt)
+
+    value.__doc__ = f"{stage} time from the model's size x attempt"
+    return value
 
 
 def svd_gpus():

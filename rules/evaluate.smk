@@ -27,8 +27,8 @@ rule evaluate:
         "benchmarks/evaluate/s{seed}-{ckpt}.tsv"
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=by_attempt(4000),
-        runtime=by_attempt(60),
+        mem_mb=stage_mem_mb("evaluate"),
+        runtime=stage_runtime("evaluate"),
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"

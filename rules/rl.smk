@@ -25,8 +25,8 @@ rule rl:
         "benchmarks/rl/s{seed}-{algo}-{step}.tsv"
     threads: lambda wc: train_threads(getattr(wc, "algo", None))
     resources:
-        mem_mb=train_mem_mb(TRAIN_MEM_MB["rl"]),
-        runtime=by_attempt(TRAIN_RUNTIME_MIN["rl"]),
+        mem_mb=stage_mem_mb("rl"),
+        runtime=stage_runtime("rl"),
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"

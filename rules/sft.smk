@@ -50,8 +50,8 @@ rule sft:
         "benchmarks/sft/s{seed}-{step}.tsv"
     threads: train_threads()
     resources:
-        mem_mb=train_mem_mb(TRAIN_MEM_MB["sft"]),
-        runtime=by_attempt(TRAIN_RUNTIME_MIN["sft"]),
+        mem_mb=stage_mem_mb("sft"),
+        runtime=stage_runtime("sft"),
         gpu=config["compute"]["gpus"],
     conda:
         "../envs/rlheals.yaml"
