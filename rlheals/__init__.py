@@ -9,7 +9,8 @@ The package is the library behind the Snakemake workflow, split by stage like `r
 - `rlheals.svd`: the SVD extension (`linalg`), analysis, edits
 - `rlheals.report`: references, scorecard, plots (the top)
 
-with `config`, `checks`, `atomic`, `checkpoints` and `cli` beside them. Imports run one
+with `config`, `checks`, `atomic`, `checkpoints`, `resources` (job sizes), `gpus` (a job's own
+GPUs) and `cli` beside them. Imports run one
 way, up this list. Importing the package is cheap: heavy dependencies (torch,
 transformers) are imported only by the modules that need them.
 

@@ -1,4 +1,7 @@
 """Snakemake entry point of rule base_model (model.source tiny): build and pretrain the tiny model."""
+from rlheals.gpus import claim
+
+claim(int(getattr(snakemake.resources, "gpu", 0) or 0))  # this job's own GPUs, before CUDA starts
 from rlheals.train.pretrain import PretrainOptions, pretrain
 from rlheals.train.common import setup_logging
 

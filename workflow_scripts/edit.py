@@ -1,4 +1,7 @@
 """Snakemake entry point of rule edit: build one SVD-edited checkpoint (rlheals.svd.edits)."""
+from rlheals.gpus import claim
+
+claim(int(getattr(snakemake.resources, "gpu", 0) or 0))  # this job's own GPUs, before CUDA starts
 import logging
 import os
 import sys

@@ -1,5 +1,8 @@
 """Snakemake entry point of rule evaluate: one checkpoint on the ID and OOD hands, and on
 the validation hands where a choice needs it (rlheals.evaluation.evaluate)."""
+from rlheals.gpus import claim
+
+claim(int(getattr(snakemake.resources, "gpu", 0) or 0))  # this job's own GPUs, before CUDA starts
 import logging
 import sys
 

@@ -1,6 +1,9 @@
 """Snakemake entry point of rule rl: one RL fork (algorithm x start checkpoint): trl's GRPO/RLOO
 (rlheals.train.rl, in compute.processes processes when more than one) or our PPO
 (rlheals.train.ppo, one process)."""
+from rlheals.gpus import claim
+
+claim(int(getattr(snakemake.resources, "gpu", 0) or 0))  # this job's own GPUs, before CUDA starts
 from rlheals.train.common import ComputeOptions, setup_logging
 
 setup_logging(snakemake.log[0])

@@ -1,5 +1,8 @@
 """Snakemake entry point of rule sft: the SFT model at one length, from the shared trajectory
 (in compute.processes processes when more than one: train_sft launches them)."""
+from rlheals.gpus import claim
+
+claim(int(getattr(snakemake.resources, "gpu", 0) or 0))  # this job's own GPUs, before CUDA starts
 from rlheals.train.common import ComputeOptions, setup_logging
 from rlheals.train.sft import SFTOptions, train_sft
 
