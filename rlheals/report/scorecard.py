@@ -558,7 +558,7 @@ def spectral(card: Card, seeds: list) -> tuple[str, str]:
     rows, which = _spectral_rows(card, seeds)
     if rows is None:
         return UNSURE, which
-    need = ["sigma_rel_change_topk", "null_angle_mean", "null_sigma_rel_change_topk", "spectral_gap_k"]
+    need = ["sigma_rel_change_topk", "null_angle_mean", "null_sigma_rel_change_topk", "spectral_gap"]
     missing = [c for c in need if c not in rows.columns or rows[c].isna().all()]
     if missing:
         return UNSURE, f"{which}: the analysis lacks the null columns {missing} (rerun the analysis)"
@@ -575,7 +575,7 @@ def spectral(card: Card, seeds: list) -> tuple[str, str]:
             f"angle {np.degrees(rows['null_angle_mean'].mean()):.1f} deg, |dsigma|/sigma top-k "
             f"{100 * dsig_null.mean():.2f}% (all {100 * rows['null_sigma_rel_change_mean'].mean():.2f}%); "
             f"rotation/scaling above the null's in {wins} of {wins + losses} matrices (sign test p={_fmt_p(p)}); "
-            f"mean spectral gap at k {rows['spectral_gap_k'].mean():.3f}")
+            f"mean spectral gap at k {rows['spectral_gap'].mean():.3f}")
     if sin_mean == 0 and dsig_mean == 0:
         return UNSURE, text + "; identical weights"
     if sin_mean < card.ratio * dsig_mean:

@@ -13,9 +13,10 @@ same k, same dtype), and returns the null's columns next to the observed ones:
 - ``null_angle_mean``: mean of the null's top-k left and right principal angles (radians);
 - ``null_sigma_rel_change_topk`` / ``null_sigma_rel_change_mean``: its mean |Δσ|/σ over the
   top k and over all singular values;
-- ``sigma_rel_change_topk``: the observed mean |Δσ|/σ over the same top k as the angles;
-- ``spectral_gap_k``: (σ_k − σ_{k+1}) / σ_k of the reference (1 when k is the full rank);
-- ``delta_norm``: ‖W − W₀‖_F, the size both share.
+- ``sigma_rel_change_topk``: the observed mean |Δσ|/σ over the same top k as the angles.
+
+The size both share is the analysis row's ``delta_fro`` (‖W − W₀‖_F) and the gap at k its
+``spectral_gap`` (rlheals.svd.linalg.compare computes both).
 
 The scorecard (finding 4) compares the observed rotation-to-scaling ratio with the null's
 matrix by matrix.
@@ -28,10 +29,7 @@ from typing import Any
 import numpy as np
 
 #: Columns `null_columns` adds to each analysis row, in order.
-NULL_COLUMNS = [
-    "delta_norm", "spectral_gap_k", "sigma_rel_change_topk",
-    "null_angle_mean", "null_sigma_rel_change_topk", "null_sigma_rel_change_mean",
-]
+NULL_COLUMNS = ["sigma_rel_change_topk", "null_angle_mean", "null_sigma_rel_change_topk", "null_sigma_rel_change_mean"]
 
 
 def matrix_seed(seed: int, *labels: Any) -> int:
@@ -55,14 +53,6 @@ def topk_sigma_change(sigma_ref, sigma, k: int) -> float:
     return float(np.mean(np.abs(s - s0) / s0)) if s0.size else float("nan")
 
 
-def spectral_gap(sigma_ref, k: int) -> float:
-    """Relative gap (σ_k − σ_{k+1}) / σ_k at k of the reference spectrum (1 at full rank)."""
-    s0 = np.asarray(sigma_ref, np.float64)
-    if k >= s0.size:
-        return 1.0
-    return float((s0[k - 1] - s0[k]) / s0[k - 1]) if s0[k - 1] > 0 else float("nan")
-
-
 def null_columns(w_ref, w, result: dict, seed: int, labels: tuple = (), backend: str = "auto", reference=None) -> dict:
     """The null columns for one matrix pair (see the module doc).
 
@@ -78,11 +68,7 @@ def null_columns(w_ref, w, result: dict, seed: int, labels: tuple = (), backend:
     k = int(result["k"])
     delta = np.asarray(w1, np.float64) - np.asarray(w0, np.float64)
     norm = float(np.linalg.norm(delta))
-    out = {
-        "delta_norm": norm,
-        "spectral_gap_k": spectral_gap(result["sigma_ref"], k),
-        "sigma_rel_change_topk": topk_sigma_change(result["sigma_ref"], result["sigma"], k),
-    }
+    out = {"sigma_rel_change_topk": topk_sigma_change(result["sigma_ref"], result["sigma"], k)}
     if norm == 0.0:
         return {**out, "null_angle_mean": 0.0, "null_sigma_rel_change_topk": 0.0, "null_sigma_rel_change_mean": 0.0}
     rng = np.random.default_rng(matrix_seed(seed, *labels))

@@ -261,7 +261,8 @@ def _rows(pairs, k=4, ckpt="sft-400", ref_ckpt="sft-200", seed=0):
         res = linalg.compare(w0, w, k)
         row = {"checkpoint": ckpt, "reference": "sft_best", "reference_ckpt": ref_ckpt, "name": f"m{i}",
                "layer": i, "matrix": "q_proj", "k": k,
-               **{m: res[m] for m in ("sigma_rel_change_mean", "angle_left_mean", "angle_right_mean")}}
+               **{m: res[m] for m in ("sigma_rel_change_mean", "angle_left_mean", "angle_right_mean",
+                                      "spectral_gap")}}
         row.update(null_columns(w0, w, res, seed, (ckpt, "sft_best", f"m{i}")))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -80,8 +80,8 @@ def test_analysis_table_matches_numpy(models, tmp_path, use_cache):
     # the same-size random null rides along, one row per matrix
     assert table[NULL_COLUMNS].notna().all().all()
     for row in table.itertuples():
-        assert row.delta_norm == pytest.approx(np.linalg.norm(cur[row.name].astype(np.float64) - ref[row.name]), rel=1e-12)
-        assert 0 < row.spectral_gap_k <= 1 and row.null_angle_mean > 0
+        assert row.delta_fro == pytest.approx(np.linalg.norm(cur[row.name].astype(np.float64) - ref[row.name]), rel=1e-12)
+        assert 0 < row.spectral_gap <= 1 and row.null_angle_mean > 0
 
 
 def test_rows_are_written_as_they_come_and_match_the_table(models, tmp_path):
