@@ -14,6 +14,7 @@ the same hands, pooled over seeds (stratified). Per-step time is the trainers' o
     python benchmarks/rl_compare.py --run . --out results/rl_compare \
         --variants grpo:1 grpo:5 ppo:1 ppo:5 --seeds 0 1 2 --forks 300 500 1000
 
+`--jobs N` runs N (seed, fork) units side by side, each with compute.threads threads.
 Writes <out>/compare.csv (one row per seed, fork, variant, split), <out>/summary.csv and
 <out>/summary.md (pooled over seeds); a rerun skips every fork and evaluation it finds.
 """
@@ -94,6 +95,32 @@ def pooled(series: list[pd.Series]) -> str:
     return f"{k}/{n} ({100 * k / n:.1f}% [{100 * low:.1f}, {100 * high:.1f}])"
 
 
+def run_unit(unit: tuple) -> list[dict]:
+    """One (seed, fork): evaluate the start, then train and evaluate every variant from it."""
+    cfg, run, out, seed, step, variants, attempts_eval = unit
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    import torch
+
+    torch.set_num_threads(int(cfg["compute"]["threads"]))
+    start = run / f"results/s{seed}/models/" / ("base" if step == 0 else f"sft-{step}")
+    before = evaluate(cfg, run, start, out / f"s{seed}/eval/start-{step}", attempts_eval, seed)
+    rows = []
+    for algo, attempts in variants:
+        t0 = time.time()
+        model, step_time = train_fork(cfg, run, out, seed, step, algo, attempts)
+        wall = time.time() - t0
+        after = evaluate(cfg, run, model, out / f"s{seed}/eval/{algo}x{attempts}-{step}", attempts_eval, seed)
+        for split in SPLITS:
+            rows.append({"seed": seed, "fork": step, "algo": algo, "rl_attempts": attempts, "split": split,
+                         "n": len(after[split][0]), "start_at_1": int(before[split][1].sum()),
+                         "start_within": int(before[split][0].sum()), "end_at_1": int(after[split][1].sum()),
+                         "end_within": int(after[split][0].sum()), "step_time": step_time,
+                         "train_wall": wall, "_before": before[split], "_after": after[split]})
+        log.info("seed %d fork %d %s x%d: OOD %d -> %d (at 1), %.2f s/step", seed, step, algo, attempts,
+                 rows[-1]["start_at_1"], rows[-1]["end_at_1"], step_time)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default=".", help="folder of a finished run (results/, and its config)")
@@ -105,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--forks", nargs="+", type=int, default=None, help="default: the config's rl.fork_from")
     ap.add_argument("--steps", type=int, default=None, help="RL steps per fork (default: rl.steps)")
     ap.add_argument("--attempts", type=int, default=5, help="evaluation attempts (attempt 1 is reported too)")
+    ap.add_argument("--jobs", type=int, default=1, help="(seed, fork) units run in parallel processes")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     run, out = Path(args.run).resolve(), Path(args.out).resolve()
@@ -115,24 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds if args.seeds is not None else cfgmod.replicate_seeds(cfg)
     forks = args.forks if args.forks is not None else list(cfg["rl"]["fork_from"])
     variants = [parse_variant(v) for v in args.variants]
+    units = [(cfg, run, out, seed, step, variants, args.attempts) for seed in seeds for step in forks]
     rows = []
-    for seed in seeds:
-        for step in forks:
-            start = run / f"results/s{seed}/models/" / ("base" if step == 0 else f"sft-{step}")
-            before = evaluate(cfg, run, start, out / f"s{seed}/eval/start-{step}", args.attempts, seed)
-            for algo, attempts in variants:
-                t0 = time.time()
-                model, step_time = train_fork(cfg, run, out, seed, step, algo, attempts)
-                wall = time.time() - t0
-                after = evaluate(cfg, run, model, out / f"s{seed}/eval/{algo}x{attempts}-{step}", args.attempts, seed)
-                for split in SPLITS:
-                    rows.append({"seed": seed, "fork": step, "algo": algo, "rl_attempts": attempts, "split": split,
-                                 "n": len(after[split][0]), "start_at_1": int(before[split][1].sum()),
-                                 "start_within": int(before[split][0].sum()), "end_at_1": int(after[split][1].sum()),
-                                 "end_within": int(after[split][0].sum()), "step_time": step_time,
-                                 "train_wall": wall, "_before": before[split], "_after": after[split]})
-                log.info("seed %d fork %d %s x%d: OOD %d -> %d (at 1), %.2f s/step", seed, step, algo, attempts,
-                         rows[-1]["start_at_1"], rows[-1]["end_at_1"], step_time)
+    if args.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            for part in pool.map(run_unit, units):
+                rows.extend(part)
+    else:
+        for unit in units:
+            rows.extend(run_unit(unit))
     frame = pd.DataFrame(rows)
     write_csv(out / "compare.csv", frame.drop(columns=["_before", "_after"]))
     summary = []
