@@ -386,7 +386,7 @@ def skill1(card: Card, seeds: list) -> tuple[str, str]:
 
     text = ("OOD face cards written as the stated rule (first replies"
             + (f"; peak chosen on {where}" if where != "eval" else "; every earlier length a candidate") + "): "
-            + (f"base {at(base)}; " if any((s, "base", REPORT_SPLIT) in card.readings for s in base) else ""))
+            + (f"{at(base)}; " if any((s, "base", REPORT_SPLIT) in card.readings for s in base) else ""))
     if not tests:
         return UNSURE, text + "no candidate SFT length"
     i = int(np.argmin(adj))
