@@ -231,3 +231,24 @@ log "slurmctld accepted $SUBMITTED batch jobs; SLURM job logs: $LOGS ($RULES); l
 [ "$LOGS" -eq "$SUBMITTED" ] || fail "expected $SUBMITTED SLURM job logs, found $LOGS"
 grep -q "Finished jobid" "$SLURM_DIR/log/snakemake.out" || fail "snakemake reported no finished job"
 log "PASS: $RAN jobs ($SUBMITTED through sbatch, $LOCAL_JOBS local) in $(( $(date +%s) - RUN_START )) s; outputs complete"
+
+# ------------------------------------------------------------------ a multi-process job
+# One SFT length trained by 2 processes (compute.processes: 2; accelerate launch, gloo on
+# the CPU) inside one SLURM job that asks for both processes' threads and memory.
+MP_WORK="$WORK-multiprocess"
+mkdir -p "$MP_WORK"
+MP_CFG="$MP_WORK/two_processes.yaml"
+printf 'replicates: 1\ncompute: {device: cpu, threads: 1, processes: 2}\n' >"$MP_CFG"
+MP_START=$(date +%s)
+set +e
+timeout -k 30 600 snakemake --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" --directory "$MP_WORK" \
+  --configfile "$ROOT/tests/configs/smoke.yaml" "$MP_CFG" --profile "$ROOT/profiles/slurm" \
+  "${SMK_RUN[@]}" --set-resources sft:mem_mb=4000 results/s0/models/sft-10 >"$SLURM_DIR/log/multiprocess.out" 2>&1
+RC=$?
+set -e
+tail -n 5 "$SLURM_DIR/log/multiprocess.out"
+[ "$RC" = 0 ] || fail "the 2-process SFT job failed (rc $RC; log: $SLURM_DIR/log/multiprocess.out)"
+grep -q "launching 2 training processes" "$MP_WORK"/logs/sft/s0-10.log \
+  || fail "the SFT job did not run as 2 processes (see $MP_WORK/logs/sft/s0-10.log)"
+[ -f "$MP_WORK/results/s0/models/sft-10/config.json" ] || fail "the 2-process SFT job exported no model"
+log "PASS: SFT in 2 processes inside one SLURM job ($(( $(date +%s) - MP_START )) s)"
