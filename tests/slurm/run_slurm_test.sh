@@ -175,7 +175,7 @@ log "node is $state; sbatch check: $(sbatch --parsable --wrap true -o /dev/null)
 
 # ------------------------------------------------------------------ the workflow
 SMK=(snakemake --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" --directory "$WORK"
-     --configfile "$ROOT/tests/configs/smoke.yaml"
+     --configfile "$ROOT/tests/configs/smoke.yaml" "$ROOT/tests/configs/smoke_rl.yaml"
      --profile "$ROOT/profiles/slurm")
 # Settings for this one small machine, on top of the profile: the partition written
 # above, memory that fits it, a queue three jobs per CPU deep (SLURM starts the next job

@@ -25,15 +25,22 @@ def corpus(tmp_path_factory):
     return path
 
 
-def test_corpus_is_seeded_covers_every_skill_and_never_uses_the_task_format():
+def test_corpus_is_seeded_covers_every_skill_and_never_holds_the_whole_task():
+    """The default corpus has every skill of its mix and the task's two halves in the task's
+    wording, never a prompt with its formula; the sub-skill mix never the task's format at
+    all; the tokenizer round-trips every document."""
+    from rlheals.data.corpus import DEFAULT_MIX, SUBSKILL_MIX
+
     a = build_corpus(CorpusOptions(size=400, seed=5))
     assert a == build_corpus(CorpusOptions(size=400, seed=5))
     assert a != build_corpus(CorpusOptions(size=400, seed=6))
-    assert {r["skill"] for r in a} == {"solve", "read", "arith", "compose"}
+    assert {r["skill"] for r in a} == set(DEFAULT_MIX)
     tok = build_tokenizer()
     for r in a:
-        assert "Answer:" not in r["text"] and "formula:" not in r["text"]
+        assert not ("Cards:" in r["text"] and "formula" in r["text"])
         assert tok.decode(tok(r["text"], add_special_tokens=False)["input_ids"]) == r["text"]
+    for r in build_corpus(CorpusOptions(size=400, seed=5, mix=dict(SUBSKILL_MIX))):
+        assert "Answer:" not in r["text"] and "formula:" not in r["text"]
     rules = {r["text"].split("J=")[1][:2] for r in a if "J=" in r["text"]}
     assert len(rules) > 3  # ID, OOD and random face-card rules
 
