@@ -56,8 +56,9 @@ def main(argv: list[str]) -> int:
         for lib, k in ks.items():
             print(f"OpenBLAS ({lib}): {k}  [OPENBLAS_CORETYPE={env}]")
         return 0
-    if cmd == "pick":  # against the kernels OpenBLAS picks by itself, whatever this shell sets
-        print(pick({k.split()[-1] for k in _default_kernels().values()}, cpu_flags()))
+    if cmd == "pick":  # neither OpenBLAS's own choice nor the one this shell's OPENBLAS_CORETYPE forces
+        used = {k.split()[-1] for k in _default_kernels().values()} | {k.split()[-1] for k in ks.values()}
+        print(pick(used, cpu_flags()))
         return 0
     if cmd == "check":
         want = argv[2]
