@@ -241,9 +241,10 @@ MP_CFG="$MP_WORK/two_processes.yaml"
 printf 'replicates: 1\ncompute: {device: cpu, threads: 1, processes: 2}\n' >"$MP_CFG"
 MP_START=$(date +%s)
 set +e
-timeout -k 30 600 snakemake --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" --directory "$MP_WORK" \
-  --configfile "$ROOT/tests/configs/smoke.yaml" "$MP_CFG" --profile "$ROOT/profiles/slurm" \
-  "${SMK_RUN[@]}" --set-resources sft:mem_mb=4000 results/s0/models/sft-10 >"$SLURM_DIR/log/multiprocess.out" 2>&1
+# (the target first: --configfile and --set-resources take every word after them)
+timeout -k 30 600 snakemake results/s0/models/sft-10 --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" \
+  --directory "$MP_WORK" --profile "$ROOT/profiles/slurm" "${SMK_RUN[@]}" --set-resources sft:mem_mb=4000 \
+  --configfile "$ROOT/tests/configs/smoke.yaml" "$MP_CFG" >"$SLURM_DIR/log/multiprocess.out" 2>&1
 RC=$?
 set -e
 tail -n 5 "$SLURM_DIR/log/multiprocess.out"
