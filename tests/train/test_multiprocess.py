@@ -18,10 +18,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlheals.train.common import ComputeOptions, complete_checkpoints, set_threads
+from rlheals.train.common import ComputeOptions, complete_checkpoints
 from rlheals.train.rl import RLOptions, train_rl
 from rlheals.train.sft import TRAINER_LOG, SFTOptions, loss_frame, train_sft
-from tiny_workspace import make_workspace
+from tiny_workspace import formatted_start
 
 #: |loss(1 process) - loss(2 processes)| allowed in SFT: measured 4.8e-7 over 6 steps;
 #: 1e-5 leaves room for other BLAS kernels without hiding a real difference (a wrong
@@ -43,13 +43,7 @@ def rl_opts(processes: int = 1, **compute) -> RLOptions:
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     """(base model, data paths, SFT data, a briefly fine-tuned start model for RL)."""
-    set_threads(1)
-    root = tmp_path_factory.mktemp("mp")
-    base, paths, data = make_workspace(root, sft_size=120, rl_size=32)
-    start = SFTOptions(batch_size=16, lr=5e-3, warmup_steps=2, save_every=100, eval_every=100, max_length=64,
-                       device="cpu", threads=1)
-    train_sft(base, data, 150, str(root / "sft-start"), str(root / "start-runs"), start)
-    return base, paths, data, str(root / "sft-start")
+    return formatted_start(tmp_path_factory.mktemp("mp"), sft_size=120)
 
 
 def _losses(out) -> pd.DataFrame:

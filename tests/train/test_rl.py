@@ -9,21 +9,16 @@ import torch
 from safetensors.torch import load_file
 
 from rlheals.train.rl import RLOptions, train_rl
-from rlheals.train.sft import SFTOptions, train_sft
-from rlheals.train.common import complete_checkpoints, set_threads
-from tiny_workspace import make_workspace
+from rlheals.train.common import complete_checkpoints
+from tiny_workspace import formatted_start
 
 
 @pytest.fixture(scope="module")
 def start(tmp_path_factory):
     """A tiny model fine-tuned just enough to write the answer format (so rewards vary)."""
-    set_threads(1)
     root = tmp_path_factory.mktemp("rl")
-    base, paths, data = make_workspace(root, sft_size=200, rl_size=32)
-    opts = SFTOptions(batch_size=16, lr=5e-3, warmup_steps=2, save_every=100, eval_every=100, max_length=64,
-                      device="cpu", threads=1)
-    train_sft(base, data, 150, str(root / "sft"), str(root / "sft-runs"), opts)
-    return str(root / "sft"), paths["rl_prompts"], root
+    _, paths, _, sft = formatted_start(root)
+    return sft, paths["rl_prompts"], root
 
 
 @pytest.mark.parametrize("algo", ["grpo", "rloo"])

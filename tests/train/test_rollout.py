@@ -12,24 +12,18 @@ from rlheals.task.episode import episode_return, feedback_segment, next_context,
 from rlheals.task.prompts import build_answer, feedback_message
 from rlheals.task.solver import solve
 from rlheals.train import rollout as rollout_mod
-from rlheals.train.common import complete_checkpoints, set_threads
+from rlheals.train.common import complete_checkpoints
 from rlheals.train.models import load_tokenizer
 from rlheals.train.rl import RLOptions, train_rl
 from rlheals.train.rollout import EpisodeOptions, make_trl_rollout, prompt_key, run_episodes
-from rlheals.train.sft import SFTOptions, train_sft
-from tiny_workspace import make_workspace
+from tiny_workspace import formatted_start
 
 
 @pytest.fixture(scope="module")
 def start(tmp_path_factory):
     """A tiny model fine-tuned just enough to write the answer format (so some replies are right)."""
-    set_threads(1)
-    root = tmp_path_factory.mktemp("rollout")
-    base, paths, data = make_workspace(root, sft_size=200, rl_size=32)
-    opts = SFTOptions(batch_size=16, lr=5e-3, warmup_steps=2, save_every=100, eval_every=100, max_length=64,
-                      device="cpu", threads=1)
-    train_sft(base, data, 150, str(root / "sft"), str(root / "sft-runs"), opts)
-    return str(root / "sft"), paths["rl_prompts"]
+    _, paths, _, sft = formatted_start(tmp_path_factory.mktemp("rollout"))
+    return sft, paths["rl_prompts"]
 
 
 def test_episode_return_discounts_attempts():

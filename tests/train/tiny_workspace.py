@@ -21,3 +21,17 @@ def make_workspace(root: Path, sft_size: int, rl_size: int) -> tuple[str, dict[s
     save_model(build_tiny_model(TINY, tok, seed=0), tok, root / "base")
     sft_data = {"train": paths["sft_train"], "heldout_id": paths["sft_heldout_id"], "heldout_ood": paths["sft_heldout_ood"]}
     return str(root / "base"), paths, sft_data
+
+
+def formatted_start(root: Path, sft_size: int = 200, rl_size: int = 32) -> tuple[str, dict[str, str], dict[str, str], str]:
+    """A workspace plus a tiny model fine-tuned for 150 steps, just enough to write the answer
+    format (so RL rewards vary): (base, data paths, SFT data, the fine-tuned model's folder)."""
+    from rlheals.train.common import set_threads
+    from rlheals.train.sft import SFTOptions, train_sft
+
+    set_threads(1)
+    base, paths, data = make_workspace(root, sft_size=sft_size, rl_size=rl_size)
+    opts = SFTOptions(batch_size=16, lr=5e-3, warmup_steps=2, save_every=100, eval_every=100, max_length=64,
+                      device="cpu", threads=1)
+    train_sft(base, data, 150, str(root / "sft"), str(root / "sft-runs"), opts)
+    return base, paths, data, str(root / "sft")
