@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 
 EXT_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/*.py csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu csrc/*/*.cuh) setup.py pyproject.toml
 
-.PHONY: install install-smollm2 run test test-blas test-slow test-slurm lint clean publish
+.PHONY: install install-smollm2 run run-smollm2 test test-blas test-slow test-slurm lint clean publish
 
 install: $(VENV)/.deps $(VENV)/.built
 
@@ -37,6 +37,10 @@ install-smollm2: install
 
 run: install
 	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+# SmolLM2-135M-Instruct through the whole study (configs/smollm2.yaml; about an hour on 2 cores).
+run-smollm2: install-smollm2
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile configs/smollm2.yaml $(SNAKEMAKE_ARGS)
 
 test: install
 	$(PY) -m pytest -q
@@ -63,8 +67,9 @@ lint: install
 # (RUN = the folder the workflow ran in; default: here).
 RUN ?= .
 NOTE ?=
+OUT ?= docs/results
 publish:
-	$(PY) workflow_scripts/publish_results.py --run $(RUN) --out docs/results --note "$(NOTE)"
+	$(PY) workflow_scripts/publish_results.py --run $(RUN) --out $(OUT) --note "$(NOTE)"
 
 clean:
 	rm -rf results logs benchmarks/*/ .snakemake report.html

@@ -59,6 +59,7 @@ class EvalOptions:
             seed=seed,
             batch_tokens=evaluation.get("batch_tokens"),
             stop_strings=tuple(evaluation.get("stop_strings", ())),
+            drop_finished=evaluation.get("drop_finished", True),
         )
         return cls(
             attempts=evaluation["attempts"],

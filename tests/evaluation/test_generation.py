@@ -78,3 +78,45 @@ def test_the_per_hand_noise_samples_from_the_softmax():
         counts[int(proc(None, logits).argmax())] += 1
     sigma = (n * p * (1 - p)).sqrt()
     assert ((counts - n * p).abs() < 4 * sigma).all(), (counts / n, p)
+
+
+def _ragged(model, tok):
+    """The untrained model ends a reply at frequent characters, so that rows in a batch end
+    at different steps and leave it one by one."""
+    ends = [tok.convert_tokens_to_ids(c) for c in ("7", "+", "k", ".")]
+    model.generation_config.eos_token_id = [tok.eos_token_id] + ends
+    return model
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "sample"])
+def test_dropping_finished_rows_gives_the_replies_of_model_generate(model_tok, decoding):
+    model, tok = model_tok
+    old = model.generation_config.eos_token_id
+    try:
+        _ragged(model, tok)
+        prompts = _prompts()
+        kw = dict(max_new_tokens=12, batch_size=4, decoding=decoding, temperature=1.0, seed=3)
+        hf = generate(model, tok, prompts, DecodingOptions(drop_finished=False, **kw))
+        rows: list[int] = []
+        hook = model.get_input_embeddings().register_forward_hook(lambda m, a, out: rows.append(out.shape[0]))
+        try:
+            own = generate(model, tok, prompts, DecodingOptions(drop_finished=True, **kw))
+        finally:
+            hook.remove()
+        assert any(b < a for a, b in zip(rows, rows[1:]) if b <= a), f"no row left its batch: {rows}"
+        lengths = {len(r) for r in own}
+        # greedy: the untrained model repeats "...." (ends at once) or "Answer:" (runs on)
+        assert len(lengths) >= (2 if decoding == "greedy" else 4), f"replies end too alike ({lengths})"
+        assert own == hf
+    finally:
+        model.generation_config.eos_token_id = old
+
+
+def test_dropping_finished_rows_honours_stop_strings(model_tok):
+    model, tok = model_tok
+    prompts = _prompts()
+    kw = dict(max_new_tokens=12, batch_size=5, stop_strings=("1", "="), decoding="sample", seed=2)
+    hf = generate(model, tok, prompts, DecodingOptions(drop_finished=False, **kw))
+    own = generate(model, tok, prompts, DecodingOptions(drop_finished=True, **kw))
+    assert any(r.endswith(("1", "=")) for r in own)
+    assert own == hf

