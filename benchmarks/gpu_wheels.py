@@ -65,6 +65,20 @@ def needed() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def split(whl: Path, parts: Path, piece: int = PIECE) -> list[Path]:
+    """Cut a wheel larger than `piece` bytes into <name>.partNN files under `parts` (joined
+    in name order by benchmarks/gpu_smollm2.sh); a smaller one is left alone ([])."""
+    if whl.stat().st_size <= piece:
+        return []
+    parts.mkdir(parents=True, exist_ok=True)
+    data = whl.read_bytes()
+    out = []
+    for i in range(0, len(data), piece):
+        out.append(parts / f"{whl.name}.part{i // piece:02d}")
+        out[-1].write_bytes(data[i:i + piece])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dest", default=".whl/wheels")
@@ -92,18 +106,15 @@ def main() -> None:
             raise SystemExit(f"no wheel of {name}=={version} for Python {args.python_version} on x86-64 Linux")
         print(f"{name}=={version}: built a pure-Python wheel here ({wheels[0].name})")
     parts = dest.parent / "parts"
-    parts.mkdir(exist_ok=True)
     for whl in sorted(dest.glob("*.whl")):
-        if whl.stat().st_size <= PIECE:
-            continue
-        data = whl.read_bytes()
-        for i in range(0, len(data), PIECE):
-            (parts / f"{whl.name}.part{i // PIECE:02d}").write_bytes(data[i:i + PIECE])
-        whl.unlink()
-        print(f"{whl.name}: {len(data) / 2**20:.0f} MiB in {-(-len(data) // PIECE)} pieces under {parts}")
+        pieces = split(whl, parts)
+        if pieces:
+            print(f"{whl.name}: {whl.stat().st_size / 2**20:.0f} MiB in {len(pieces)} pieces under {parts}")
+            whl.unlink()
     small = sum(p.stat().st_size for p in dest.glob("*.whl"))
     print(f"{len(list(dest.glob('*.whl')))} wheels, {small / 2**20:.1f} MiB; pieces: "
-          + ", ".join(f"{p.name} {p.stat().st_size / 2**20:.0f} MiB" for p in sorted(parts.iterdir())))
+          + (", ".join(f"{p.name} {p.stat().st_size / 2**20:.0f} MiB" for p in sorted(parts.iterdir()))
+             if parts.is_dir() else "none"))
 
 
 if __name__ == "__main__":
