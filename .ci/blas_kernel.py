@@ -14,19 +14,9 @@ import sys
 
 def kernels() -> dict[str, str]:
     """{library: 'version kernel'} for numpy's and the extension's OpenBLAS."""
-    import numpy  # noqa: F401  (loads numpy's OpenBLAS)
-    from threadpoolctl import threadpool_info
-
     from rlheals.svd import linalg
 
-    linalg._cpu_ext()  # loads scipy-openblas32
-    out = {}
-    for info in threadpool_info():
-        if info.get("internal_api") != "openblas":
-            continue
-        lib = "extension (scipy-openblas32)" if "scipy_openblas32" in info["filepath"] else "numpy"
-        out[lib] = f"{info.get('version')} {info.get('architecture')}"
-    return out
+    return linalg.blas_kernels()
 
 
 def cpu_flags() -> set[str]:

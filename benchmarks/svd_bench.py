@@ -29,6 +29,7 @@ wall time, peak RSS and a per-checkpoint extrapolation to 28 layers.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -204,6 +205,9 @@ def bench_cpu(w0s, ws, k, check, oracle, tasks, rounds):
     import torch
     tws, tw0s = [torch.from_numpy(w) for w in ws], [torch.from_numpy(w) for w in w0s]
     print(f"extension backends: {linalg.backends()}, torch threads: {torch.get_num_threads()}")
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    kernels = ", ".join(f"{lib} {k}" for lib, k in linalg.blas_kernels().items()) or "unknown (no threadpoolctl)"
+    print(f"OpenBLAS: {kernels}" + (f"  [forced by OPENBLAS_CORETYPE={forced}, not this CPU's default]" if forced else ""))
     speed = None
     if "svd" in tasks:
         t, r = run_interleaved({

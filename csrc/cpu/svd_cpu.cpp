@@ -47,23 +47,48 @@ int gesdd(char jobz, int m, int n, double* a, double* s, double* u, int ldu, dou
 }
 
 // Row blocks of the tall form A (p x q) of row-major W (m x n): A = W if m >= n, else Wᵀ.
-// Each block (rows r0..r0+nb of A) is converted to float64, column-major nb x q (ld nb), so
-// every product below accumulates in float64 while only one block is ever held in float64.
+// Each block (rows r0..r0+nb of A) is converted to float64 in the layout that reads W in
+// memory order, so every product below accumulates in float64 while only one block is ever
+// held in float64, and the conversion is a stream, not a transpose:
+//   m >= n (A = W):  A_bᵀ, q x nb column-major (ld q): W's rows r0.. as they lie;
+//   m <  n (A = Wᵀ): A_b, nb x q column-major (ld nb): W's columns r0.. row by row.
 constexpr int kBlock = 256;
 
 template <typename T>
 void load_block(const T* w, int m, int n, int r0, int nb, double* out) {
-  if (m >= n) {  // A = W: rows r0.. of W, transposed into column-major
-    for (int i = 0; i < nb; ++i) {
-      const T* row = w + (size_t)(r0 + i) * n;
-      for (int j = 0; j < n; ++j) out[i + (size_t)j * nb] = row[j];
-    }
-  } else {  // A = Wᵀ: columns r0.. of W; column c of the block is row c of W
+  if (m >= n) {
+    const T* rows = w + (size_t)r0 * n;
+    for (size_t t = 0; t < (size_t)nb * n; ++t) out[t] = rows[t];
+  } else {  // column c of the block is row c of W
     for (int c = 0; c < m; ++c) {
       const T* row = w + (size_t)c * n + r0;
       for (int i = 0; i < nb; ++i) out[i + (size_t)c * nb] = row[i];
     }
   }
+}
+
+// Products of blocks in either layout (tall: stored A_bᵀ, ld q; wide: stored A_b, ld nb).
+// C (q x q, upper) += A_bᵀ A_b
+void syrk_block(bool tall, int q, int nb, const double* b, double* c) {
+  scipy_cblas_dsyrk(CblasColMajor, CblasUpper, tall ? CblasNoTrans : CblasTrans, q, nb, 1.0, b, tall ? q : nb, 1.0,
+                    c, q);
+}
+// C (q x q) += A0_bᵀ A_b
+void cross_block(bool tall, int q, int nb, const double* b0, const double* b, double* c) {
+  if (tall)
+    scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, q, q, nb, 1.0, b0, q, b, q, 1.0, c, q);
+  else
+    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, q, q, nb, 1.0, b0, nb, b, nb, 1.0, c, q);
+}
+// P (nb x k) = A0_b Y (Y q x k, ld q)
+void times_block(bool tall, int q, int nb, int k, const double* b0, const double* y, double* pb) {
+  scipy_cblas_dgemm(CblasColMajor, tall ? CblasTrans : CblasNoTrans, CblasNoTrans, nb, k, q, 1.0, b0, tall ? q : nb,
+                    y, q, 0.0, pb, nb);
+}
+// Z (k x q) += Pᵀ A_b
+void project_block(bool tall, int q, int nb, int k, const double* pb, const double* b, double* z) {
+  scipy_cblas_dgemm(CblasColMajor, CblasTrans, tall ? CblasTrans : CblasNoTrans, k, q, nb, 1.0, pb, nb, b,
+                    tall ? q : nb, 1.0, z, k);
 }
 
 // Upper triangle of G = AᵀA (q x q, column-major), accumulated over row blocks in float64.
@@ -74,7 +99,7 @@ dvec gram(const T* w, int m, int n) {
   for (int r0 = 0; r0 < p; r0 += kBlock) {
     int nb = std::min(kBlock, p - r0);
     load_block(w, m, n, r0, nb, blk.data());
-    scipy_cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, q, nb, 1.0, blk.data(), nb, 1.0, g.data(), q);
+    syrk_block(m >= n, q, nb, blk.data(), g.data());
   }
   return g;
 }
@@ -92,7 +117,7 @@ dvec syevd(dvec& g, int q, bool vectors, int64_t m, int64_t n) {
 // s = sqrt(max(0, lambda))) and, when kv > 0, the top kv eigenvectors into y (q x kv column-major,
 // column j = j-th largest; all q columns when kv > q/4). Few vectors (kv <= q/4) run dsytrd +
 // dsterf (all values) + dstemr (kv vectors) + dormtr, about the cost of the values alone; more
-// run dsyevr for all of them.
+// run dsyevd for all of them.
 void gram_svd(dvec& g, int q, int64_t m, int64_t n, double* s, dvec* y, int kv) {
   if (y == nullptr) kv = 0;
   if (kv == 0) {
@@ -100,19 +125,12 @@ void gram_svd(dvec& g, int q, int64_t m, int64_t n, double* s, dvec* y, int kv) 
     for (int j = 0; j < q; ++j) s[j] = std::sqrt(std::max(0.0, w[q - 1 - j]));
     return;
   }
-  if (4 * kv > q) {  // many vectors: MRRR for all of them (dsyevr, measured faster than dsyevd here)
-    dvec w(q), z((size_t)q * q);
-    std::vector<lapack_int> isuppz(2 * (size_t)q);
-    lapack_int found = 0;
-    int info = scipy_LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'A', 'U', q, g.data(), q, 0.0, 0.0, 1, q, 0.0, &found,
-                                    w.data(), z.data(), q, isuppz.data());
-    if (info != 0) {  // fall back to divide and conquer on a fresh Gram is not possible (g destroyed): report
-      lapack_check(info, "dsyevr", m, n);
-    }
+  if (4 * kv > q) {  // many vectors: divide and conquer for all of them (dsyevd; dsyevr measured 1.3-1.5x slower)
+    dvec w = syevd(g, q, true, m, n);
     for (int j = 0; j < q; ++j) s[j] = std::sqrt(std::max(0.0, w[q - 1 - j]));
     y->assign((size_t)q * q, 0.0);  // all q vectors (they came for free; compare uses the rest)
     for (int j = 0; j < q; ++j)
-      std::copy(z.data() + (size_t)(q - 1 - j) * q, z.data() + (size_t)(q - j) * q, y->data() + (size_t)j * q);
+      std::copy(g.data() + (size_t)(q - 1 - j) * q, g.data() + (size_t)(q - j) * q, y->data() + (size_t)j * q);
     return;
   }
   dvec d(q), e(q, 0.0), tau(std::max(1, q - 1));
@@ -236,15 +254,12 @@ CompareOut compare_one(const T* w0, const double* s0, const double* y0_rm, int64
     load_block(w0, m, n, r0, nb, b0.data());
     load_block(w, m, n, r0, nb, b.data());
     for (size_t t = 0; t < (size_t)nb * q; ++t) dfro += (b[t] - b0[t]) * (b[t] - b0[t]);
-    scipy_cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, q, nb, 1.0, b.data(), nb, 1.0, g.data(), q);
+    syrk_block(tall, q, nb, b.data(), g.data());
     if (via_x) {
-      scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, q, q, nb, 1.0, b0.data(), nb, b.data(), nb, 1.0,
-                        x.data(), q);
+      cross_block(tall, q, nb, b0.data(), b.data(), x.data());
     } else {
-      scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, nb, k, q, 1.0, b0.data(), nb, y0.data(), q, 0.0,
-                        pb.data(), nb);
-      scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, k, q, nb, 1.0, pb.data(), nb, b.data(), nb, 1.0,
-                        z.data(), k);
+      times_block(tall, q, nb, k, b0.data(), y0.data(), pb.data());
+      project_block(tall, q, nb, k, pb.data(), b.data(), z.data());
     }
   }
   out.delta_fro = std::sqrt(dfro);

@@ -57,6 +57,27 @@ def _preload_openblas() -> None:
         pass
 
 
+def blas_kernels() -> dict[str, str]:
+    """{library: 'version kernel'} of the two OpenBLAS builds in play: numpy's and the extension's
+    (scipy-openblas32). The kernel (SkylakeX, Haswell, ...) sets dgemm throughput, up to 2x apart
+    on one CPU, so benchmarks print it; OPENBLAS_CORETYPE forces one in both. Empty without
+    threadpoolctl (a test dependency)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    import numpy  # noqa: F401  (loads numpy's OpenBLAS)
+
+    _cpu_ext()  # loads scipy-openblas32
+    out = {}
+    for info in threadpool_info():
+        if info.get("internal_api") != "openblas":
+            continue
+        lib = "extension (scipy-openblas32)" if "scipy_openblas32" in info["filepath"] else "numpy"
+        out[lib] = f"{info.get('version')} {info.get('architecture')}"
+    return out
+
+
 def backends() -> dict[str, bool]:
     """Which backends are usable here: {'cpu': ..., 'cuda': ..., 'numpy': True}."""
     from rlheals.svd import _linalg_gpu
