@@ -15,6 +15,8 @@ setup(
     package_data={"rlheals": ["schemas/*.yaml"]},
     python_requires=">=3.10",
     install_requires=["numpy", "pandas", "pyyaml", "jsonschema", "scipy-openblas32"],
+    # evaluation.backend: vllm and rl.vllm (GPUs only; vLLM brings its own CUDA build of torch)
+    extras_require={"vllm": ["vllm"]},
     entry_points={"console_scripts": ["rlheals=rlheals.cli:main"]},
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExt},

@@ -8,6 +8,7 @@ machine without it). Every message names the key and what was expected.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -181,8 +182,33 @@ def check_semantics(cfg: dict, check_paths: bool = True) -> None:
                 "on a login node without GPUs set RLHEALS_SKIP_DEVICE_CHECK=1)"
             )
     problems.extend(_compute_problems(cfg))
+    problems.extend(_vllm_problems(cfg))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _vllm_problems(cfg: dict) -> list[str]:
+    """vLLM (evaluation.backend vllm, rl.vllm): installed, on GPUs, and only where our own
+    loops do not generate (placement by device_map, multi-turn episodes)."""
+    evaluation, rl, compute = cfg["evaluation"], cfg["rl"], cfg["compute"]
+    wanted = [key for key, on in (("evaluation.backend", evaluation.get("backend") == "vllm"),
+                                  ("rl.vllm", rl.get("vllm", False))) if on]
+    problems = []
+    for key in wanted:
+        if compute["device"] == "cpu" or compute["gpus"] < 1:
+            problems.append(f"config key '{key}': vLLM runs on CUDA GPUs only; expected compute.device auto or "
+                            f"cuda and compute.gpus >= 1 (got device {compute['device']}, gpus {compute['gpus']})")
+        if not os.environ.get("RLHEALS_SKIP_DEVICE_CHECK") and importlib.util.find_spec("vllm") is None:
+            problems.append(f"config key '{key}': vllm is not installed here; pip install '.[vllm]' "
+                            "(on a login node without it set RLHEALS_SKIP_DEVICE_CHECK=1)")
+    if evaluation.get("backend") == "vllm" and evaluation.get("device_map", "single") != "single":
+        problems.append("config key 'evaluation.device_map': applies to the hf backend; vLLM shards the model "
+                        "over the job's GPUs itself (expected single with backend vllm)")
+    if rl.get("vllm", False) and rl["attempts"] > 1 and set(rl["algorithms"]) & {"grpo", "rloo"}:
+        problems.append(f"config key 'rl.vllm': multi-turn episodes (rl.attempts {rl['attempts']}) are played by "
+                        "our own rollout with transformers' generate; vLLM serves single-turn GRPO/RLOO "
+                        "(expected rl.attempts: 1, or rl.vllm: false)")
+    return problems
 
 
 def _compute_problems(cfg: dict) -> list[str]:
@@ -305,7 +331,7 @@ def merge(base: dict, over: dict) -> dict:
 #: rl keys that only select which RL jobs exist (changing them reruns no finished job).
 RL_SELECT_KEYS = ("fork_from", "algorithms", "steps")
 #: rl keys only trl's trainers read.
-RL_TRL_ONLY_KEYS = ("num_generations", "beta")
+RL_TRL_ONLY_KEYS = ("num_generations", "beta", "vllm")
 
 
 def rl_job_options(rl: dict, algo: str) -> dict:
@@ -320,4 +346,6 @@ def rl_job_options(rl: dict, algo: str) -> dict:
     if opts.get("attempts", 1) == 1:
         opts.pop("attempts", None)
         opts.pop("gamma", None)
+    if not opts.get("vllm", False):
+        opts.pop("vllm", None)
     return opts

@@ -174,10 +174,14 @@ def train_threads(algo=None):
     return config["compute"]["threads"] * train_processes(algo)
 
 
-def section(name, drop=()):
+def section(name, drop=(), defaults=None):
     """A config section as a param, without the keys that only select *which* jobs exist
-    (so adding an SFT length or a fork does not rerun the jobs that already ran)."""
-    return {k: v for k, v in config[name].items() if k not in drop}
+    (so adding an SFT length or a fork does not rerun the jobs that already ran), nor the
+    keys in `defaults` while they hold that value (keys added later, so that runs made
+    before them are not rerun; the scripts read them with the same defaults)."""
+    defaults = defaults or {}
+    return {k: v for k, v in config[name].items()
+            if k not in drop and not (k in defaults and v == defaults[k])}
 
 
 # Final outputs are collected from the stage files that register them.

@@ -15,7 +15,8 @@ rule evaluate:
         summary=eval_summary("{ckpt}", "{seed}"),
         replies=eval_replies("{ckpt}", "{seed}"),
     params:
-        evaluation=section("evaluation", drop=("rl_intermediate", "alpha")),
+        evaluation=section("evaluation", drop=("rl_intermediate", "alpha"),
+                           defaults={"backend": "hf", "device_map": "single"}),
         splits=lambda wc: eval_splits(wc.ckpt),
         prompt_style=config["model"]["prompt_style"],
         seed=lambda wc: int(wc.seed),

@@ -41,8 +41,12 @@ class EvalOptions:
     prompt_style: str = field(default="compact", metadata={"help": "compact or chat"})
     alpha: float = field(default=0.05, metadata={"help": "1 - confidence level of the intervals"})
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    backend: str = field(default="hf", metadata={"help": "hf (transformers) or vllm"})
+    device_map: str = field(default="single", metadata={"help": "hf: one device, or accelerate's placement"})
 
     def __post_init__(self) -> None:
+        if self.backend not in ("hf", "vllm"):
+            raise ValueError(f"evaluation.backend {self.backend!r}: expected 'hf' or 'vllm'")
         if self.attempts < 1:
             raise ValueError(f"evaluation.attempts must be >= 1, got {self.attempts}")
         if self.prompt_style not in ("compact", "chat"):
@@ -66,6 +70,8 @@ class EvalOptions:
             prompt_style=prompt_style,
             alpha=evaluation.get("alpha", 0.05),
             decoding=dec,
+            backend=evaluation.get("backend", "hf"),
+            device_map=evaluation.get("device_map", "single"),
         )
 
 
@@ -182,9 +188,14 @@ def evaluate_checkpoint(
     import pandas as pd
 
     from rlheals.atomic import read_jsonl, write_csv, write_jsonl
-    from rlheals.train.models import load_model
+    if opts.backend == "vllm":
+        from rlheals.evaluation.vllm_backend import load_vllm
 
-    model, tokenizer = load_model(model_dir, device=device)
+        model, tokenizer = load_vllm(model_dir, device=device, seed=opts.decoding.seed)
+    else:
+        from rlheals.train.models import load_model
+
+        model, tokenizer = load_model(model_dir, device=device, device_map=opts.device_map)
     summaries, replies = [], []
     for split, path in data.items():
         records = read_jsonl(path)

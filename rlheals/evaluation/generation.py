@@ -27,6 +27,12 @@ to the end of the batch's longest reply. On a CPU, where a step's cost is propor
 the rows in it, that is most of the evaluation time once a few replies in a batch run
 long (format errors run to `max_new_tokens`). The replies are the same (tested against
 `model.generate`); `drop_finished: false` uses `model.generate`.
+
+A model too large for one GPU loads with a `device_map` (`evaluation.device_map: auto`:
+accelerate spreads its layers over the job's GPUs, then CPU memory, then disk); the loop
+keeps its own tensors on the first GPU and each layer's KV cache where the layer runs.
+With `evaluation.backend: vllm` the same prompts (token ids, rendered as here), stop
+tokens and stop strings go to vLLM instead (rlheals.evaluation.vllm_backend).
 """
 from __future__ import annotations
 
@@ -130,6 +136,19 @@ class PerHandGumbel(LogitsProcessor):
         return scores.float() + gumbel.to(scores.device)
 
 
+def input_device(model) -> torch.device:
+    """Where a batch's tensors go: the model's device, or with a `device_map` (a model
+    split over GPUs, CPU and disk by accelerate) the first GPU it uses, else the CPU.
+    Accelerate's hooks move each layer's inputs to that layer's device."""
+    dmap = getattr(model, "hf_device_map", None)
+    if dmap:
+        for dev in dmap.values():
+            if dev not in ("cpu", "disk"):
+                return torch.device(f"cuda:{dev}" if isinstance(dev, int) else dev)
+        return torch.device("cpu")
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions, attempt: int = 0,
              keys: Sequence[object] | None = None) -> list[str]:
@@ -146,11 +165,16 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions,
     lengths = [len(tokenizer(t, add_special_tokens=not chat)["input_ids"]) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     replies: list[str] = [""] * len(texts)
-    device = next(model.parameters()).device
+    if getattr(model, "is_vllm", False):  # rlheals.evaluation.vllm_backend.VLLMModel
+        ids = [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
+        seeds = [hand_seed(opts.seed, attempt, key) for key in keys]
+        return [_cut(r, opts.stop_strings) for r in model.replies(ids, seeds, opts, stop_token_ids(model, tokenizer))]
+    device = input_device(model)
+    stops = stop_token_ids(model, tokenizer)
     gen_kwargs = dict(
         max_new_tokens=opts.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=stop_token_ids(model, tokenizer),
+        eos_token_id=stops,
         # sampling is the argmax over logits + per-hand noise (see the module docstring)
         do_sample=False, temperature=None, top_p=None, top_k=None,
     )
@@ -168,7 +192,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions,
             gens = [torch.Generator(device=device).manual_seed(hand_seed(opts.seed, attempt, keys[i])) for i in idx]
             processors.append(PerHandGumbel(gens))
         if opts.drop_finished:
-            new_ids = _decode_dropping(model, batch, processors, gen_kwargs["eos_token_id"], opts, tokenizer)
+            new_ids = _decode_dropping(model, batch, processors, stops, opts, tokenizer)
             texts_out = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         else:
             out = model.generate(**batch, **gen_kwargs, logits_processor=processors)
@@ -190,8 +214,9 @@ def _decode_dropping(model, batch: dict, processors: LogitsProcessorList, stop_i
     pos = (mask.long().cumsum(-1) - 1).clamp_min(0)
     cache = DynamicCache(config=model.config)
     # logits_to_keep=1: the LM head over the last prompt position only, as generate does
+    # logits come back to the batch's device: with a device_map the LM head may sit elsewhere
     logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                   use_cache=True, logits_to_keep=1).logits[:, -1, :].to(ids.device)
     stops = torch.tensor(sorted(set(stop_ids)), device=ids.device, dtype=torch.long)
     alive = list(range(n))
     new: list[list[int]] = [[] for _ in range(n)]
@@ -209,17 +234,17 @@ def _decode_dropping(model, batch: dict, processors: LogitsProcessorList, stop_i
             break
         if bool(done.any()):
             keep = (~done).nonzero().squeeze(1)
-            cache.batch_select_indices(keep)
+            cache.batch_select_indices(keep.cpu())  # a CPU index serves cache layers on any device
             rows = keep.tolist()
             alive = [alive[j] for j in rows]
-            for p in processors:
-                if isinstance(p, PerHandGumbel):
+            for p in processors:  # processors with per-row state (PerHandGumbel) follow the rows
+                if hasattr(p, "select"):
                     p.select(rows)
             mask, seqs, next_pos, tok = mask[keep], seqs[keep], next_pos[keep], tok[keep]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         seqs = torch.cat([seqs, tok[:, None]], dim=1)
         logits = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                       past_key_values=cache, use_cache=True).logits[:, -1, :]
+                       past_key_values=cache, use_cache=True).logits[:, -1, :].to(ids.device)
         next_pos = next_pos + 1
     return new
 

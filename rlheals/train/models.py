@@ -91,18 +91,38 @@ def load_tokenizer(path: str | os.PathLike, padding_side: str = "left") -> PreTr
     return tok
 
 
-def load_model(path: str | os.PathLike, device: str = "auto") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+#: `evaluation.device_map` values: one device, or accelerate's placements over GPUs, CPU, disk.
+DEVICE_MAPS = ("single", "auto", "balanced", "balanced_low_0", "sequential")
+
+
+def load_model(path: str | os.PathLike, device: str = "auto", device_map: str = "single",
+               max_memory: dict | None = None, offload_folder: str | os.PathLike | None = None,
+               ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model, tokenizer) from an HF directory, on `device`, in eval mode.
 
     float32 on CPU, bf16 on CUDA; the tokenizer pads on the left for generation.
+    `device_map` other than "single" lets accelerate place the layers (for a model larger
+    than one GPU): over the job's GPUs, then CPU memory, then `offload_folder` on disk,
+    within `max_memory` ({device: bytes or "20GiB"}) when given. On the CPU without
+    `max_memory` there is nothing to place, so the model loads whole.
     """
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"'{path}' is not a Hugging Face model directory (no config.json)")
+    if device_map not in DEVICE_MAPS:
+        raise ValueError(f"evaluation.device_map {device_map!r}: expected one of {', '.join(DEVICE_MAPS)}")
     check_model_dir(path)  # a truncated/corrupted file fails here, naming the file
     dev = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype_for(dev))
-    model.to(dev)
+    placed = device_map != "single" and (dev == "cuda" or max_memory is not None)
+    if placed:
+        if dev == "cpu":  # only CPU memory (and disk) even where GPUs exist
+            max_memory = {k: v for k, v in max_memory.items() if k in ("cpu", "disk")}
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=dtype_for(dev), device_map=device_map, max_memory=max_memory,
+            offload_folder=None if offload_folder is None else str(offload_folder))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype_for(dev))
+        model.to(dev)
     model.eval()
     tok = load_tokenizer(path)
     if model.generation_config.pad_token_id is None:

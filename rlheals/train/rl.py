@@ -65,6 +65,7 @@ class RLOptions:
     reward: str = "paper"
     attempts: int = 1
     gamma: float = 0.9
+    vllm: bool = False  # trl generates with vLLM colocated on the training GPU (single-turn)
     save_every: int = 50
     seed: int = 0
     device: str = "auto"
@@ -85,6 +86,9 @@ class RLOptions:
                 f"rl.attempts {self.attempts} with {self.algo}: multi-turn episodes need trl's rollout_func, "
                 "which only GRPOTrainer has in trl 1.16 (use grpo or ppo, or rl.attempts: 1)"
             )
+        if self.vllm and self.attempts > 1:
+            raise ValueError(f"rl.vllm with rl.attempts {self.attempts}: multi-turn episodes are played by our "
+                             "rollout with transformers' generate; vLLM serves single-turn runs (rl.attempts: 1)")
         if self.batch_size % self.num_generations:
             raise ValueError(f"rl.batch_size ({self.batch_size}) must be divisible by rl.num_generations ({self.num_generations})")
         self.compute.per_device_batch(self.batch_size, "rl.batch_size")
@@ -92,7 +96,8 @@ class RLOptions:
     def run_key(self) -> dict:
         """What decides the trajectory (not how often it is saved, nor where it runs).
         Single-turn runs keep the key they had before attempts/gamma existed."""
-        drop = {"device", "threads", "save_every", "compute"} | ({"attempts", "gamma"} if self.attempts == 1 else set())
+        drop = ({"device", "threads", "save_every", "compute"} | ({"attempts", "gamma"} if self.attempts == 1 else set())
+                | (set() if self.vllm else {"vllm"}))
         return {k: v for k, v in asdict(self).items() if k not in drop}
 
 
@@ -138,6 +143,8 @@ def _config(run_dir: Path, max_steps: int, device: str, opts: RLOptions):
         reward_weights=[1.0, 0.0, 0.0] if multi else [1.0, 0.0],
         **trainer_kwargs(opts.seed, opts.save_every, device, opts.compute),
     )
+    if opts.vllm:  # trl's own generation through a vLLM engine beside the trainer, on its GPU
+        common.update(use_vllm=True, vllm_mode="colocate")
     return (GRPOConfig if opts.algo == "grpo" else RLOOConfig)(**common)
 
 

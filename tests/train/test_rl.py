@@ -50,3 +50,16 @@ def test_rl_options_are_checked():
         RLOptions(algo="rloo", attempts=5)
     with pytest.raises(ValueError, match="divisible"):
         RLOptions(batch_size=6, num_generations=4)
+
+
+def test_rl_vllm_asks_trl_for_colocated_generation_and_only_then_enters_the_trajectory_key(tmp_path):
+    from rlheals.train.rl import _config
+
+    plain, served = RLOptions(), RLOptions(vllm=True)
+    assert "vllm" not in plain.run_key()  # runs made before the key existed keep their trajectories
+    assert served.run_key()["vllm"] is True
+    args = _config(tmp_path, 2, "cpu", served)
+    assert args.use_vllm and args.vllm_mode == "colocate"
+    assert not _config(tmp_path, 2, "cpu", plain).use_vllm
+    with pytest.raises(ValueError, match="rl.vllm with rl.attempts 3"):
+        RLOptions(vllm=True, attempts=3)

@@ -146,6 +146,13 @@ CASES = [
     ("bf16 on the CPU", setter("compute.mixed_precision", "bf16"), "compute.mixed_precision"),
     ("unknown precision", setter("compute.mixed_precision", "fp8"), "compute.mixed_precision"),
     ("zero kept states", setter("compute.save_total_limit", 0), "compute.save_total_limit"),
+    ("unknown evaluation backend", setter("evaluation.backend", "tgi"), "evaluation.backend"),
+    ("unknown device map", setter("evaluation.device_map", "everywhere"), "evaluation.device_map"),
+    ("vLLM evaluation without GPUs", setter("evaluation.backend", "vllm"), "evaluation.backend"),
+    ("vLLM RL without GPUs", setter("rl.vllm", True), "rl.vllm"),
+    ("vLLM with a device map", both(setter("evaluation.backend", "vllm"), setter("evaluation.device_map", "auto")),
+     "evaluation.device_map"),
+    ("vLLM for multi-turn RL", both(setter("rl.vllm", True), setter("rl.attempts", 3)), "rl.vllm"),
     ("gradient checkpointing not a boolean", setter("compute.gradient_checkpointing", "yes"),
      "compute.gradient_checkpointing"),
 ]
