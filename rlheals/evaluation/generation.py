@@ -162,15 +162,15 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], opts: DecodingOptions,
         keys = texts
     if len(keys) != len(texts):
         raise ValueError(f"{len(keys)} keys for {len(texts)} prompts")
-    lengths = [len(tokenizer(t, add_special_tokens=not chat)["input_ids"]) for t in texts]
+    prompt_ids = [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
+    stops = stop_token_ids(model, tokenizer)
+    if getattr(model, "is_vllm", False):  # rlheals.evaluation.vllm_backend.VLLMModel
+        seeds = [hand_seed(opts.seed, attempt, key) for key in keys]
+        return [_cut(r, opts.stop_strings) for r in model.replies(prompt_ids, seeds, opts, stops)]
+    lengths = [len(ids) for ids in prompt_ids]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     replies: list[str] = [""] * len(texts)
-    if getattr(model, "is_vllm", False):  # rlheals.evaluation.vllm_backend.VLLMModel
-        ids = [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
-        seeds = [hand_seed(opts.seed, attempt, key) for key in keys]
-        return [_cut(r, opts.stop_strings) for r in model.replies(ids, seeds, opts, stop_token_ids(model, tokenizer))]
     device = input_device(model)
-    stops = stop_token_ids(model, tokenizer)
     gen_kwargs = dict(
         max_new_tokens=opts.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
