@@ -177,6 +177,10 @@ const double* check_f64(const py::handle& h, const std::string& name, std::vecto
   return static_cast<const double*>(a.data());
 }
 
+// ||ΔW||_2 for the gap warning: the power iteration of rlheals.svd.linalg.spectral_norm_diff
+// (6 rounds of 4 columns), run in the worker that compared the pair.
+constexpr int kSpecIters = 6, kSpecBlock = 4;
+
 py::list compare(const py::list& w0s, const py::list& s0s, const py::list& y0s, const py::list& ws, int64_t k,
                  int threads) {
   check_k(k);
@@ -207,17 +211,20 @@ py::list compare(const py::list& w0s, const py::list& s0s, const py::list& y0s, 
   int64_t kk = k < 0 ? INT64_MAX : k;
   parallel_for(costs(cur), threads, [&](size_t i) {
     const Mat &a0 = ref[i], &a = cur[i];
-    if (a.f64)
-      res[i] = compare_one<double>(static_cast<const double*>(a0.ptr), sp[i], yp[i], kbs[i],
-                                   static_cast<const double*>(a.ptr), a.m, a.n, kk);
-    else
-      res[i] = compare_one<float>(static_cast<const float*>(a0.ptr), sp[i], yp[i], kbs[i],
-                                  static_cast<const float*>(a.ptr), a.m, a.n, kk);
+    if (a.f64) {
+      auto w0 = static_cast<const double*>(a0.ptr), w = static_cast<const double*>(a.ptr);
+      res[i] = compare_one<double>(w0, sp[i], yp[i], kbs[i], w, a.m, a.n, kk);
+      res[i].delta_spec = spectral_norm_diff_one<double>(w0, w, a.m, a.n, kSpecIters, kSpecBlock);
+    } else {
+      auto w0 = static_cast<const float*>(a0.ptr), w = static_cast<const float*>(a.ptr);
+      res[i] = compare_one<float>(w0, sp[i], yp[i], kbs[i], w, a.m, a.n, kk);
+      res[i].delta_spec = spectral_norm_diff_one<float>(w0, w, a.m, a.n, kSpecIters, kSpecBlock);
+    }
   });
   py::list out;
   for (auto& r : res)
     out.append(py::make_tuple(to_numpy(r.s), to_numpy(r.angles_left), to_numpy(r.angles_right), r.diag_energy,
-                              r.offdiag_energy, r.k, r.delta_fro));
+                              r.offdiag_energy, r.k, r.delta_fro, r.delta_spec));
   return out;
 }
 
@@ -257,7 +264,7 @@ PYBIND11_MODULE(_svd_cpu, m) {
         "Float64 singular values and the top `basis` (< 0: all) small-side singular vectors of each reference matrix");
   m.def("compare", &compare, py::arg("w_ref"), py::arg("sigma_ref"), py::arg("basis_ref"), py::arg("w"),
         py::arg("k"), py::arg("threads"),
-        "Per pair: (sigma, angles_left, angles_right, scaling_energy, rotation_energy, k, delta_fro)");
+        "Per pair: (sigma, angles_left, angles_right, scaling_energy, rotation_energy, k, delta_fro, delta_spec)");
   m.def("principal_angles", &principal_angles, py::arg("a"), py::arg("b"), py::arg("threads"),
         "Principal angles (ascending) between the column spans of each pair of orthonormal bases");
   m.def("blas_threads", &get_blas_threads, "Threads the bundled OpenBLAS uses per call");

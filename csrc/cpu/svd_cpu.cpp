@@ -335,6 +335,75 @@ CompareOut compare_one(const T* w0, const double* s0, const double* y0_rm, int64
   return out;
 }
 
+namespace {
+void gemm_rm(bool ta, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f,
+                    c, ldc);
+}
+void gemm_rm(bool ta, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double* c, int ldc) {
+  scipy_cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0, a, lda, b, ldb, 0.0, c,
+                    ldc);
+}
+
+// Standard normal numbers from a fixed seed (splitmix64 + Box-Muller): the same start on every
+// machine and compiler, unlike std::normal_distribution.
+std::vector<double> seeded_normals(size_t count, uint64_t seed) {
+  std::vector<double> out(count);
+  auto next = [&seed]() {
+    uint64_t z = (seed += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return ((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+  };
+  for (size_t i = 0; i < count; i += 2) {
+    double u1 = std::max(next(), 1e-300), u2 = next(), r = std::sqrt(-2.0 * std::log(u1));
+    out[i] = r * std::cos(6.283185307179586 * u2);
+    if (i + 1 < count) out[i + 1] = r * std::sin(6.283185307179586 * u2);
+  }
+  return out;
+}
+
+// Orthonormal columns (modified Gram-Schmidt in float64, each column projected twice) of x,
+// n x b row-major; a column that vanishes is left zero.
+template <typename T>
+void orthonormalize(std::vector<T>& x, int n, int b) {
+  for (int j = 0; j < b; ++j) {
+    for (int pass = 0; pass < 2; ++pass)
+    for (int i = 0; i < j; ++i) {
+      double dot = 0;
+      for (int r = 0; r < n; ++r) dot += (double)x[(size_t)r * b + i] * x[(size_t)r * b + j];
+      for (int r = 0; r < n; ++r) x[(size_t)r * b + j] = (T)(x[(size_t)r * b + j] - dot * x[(size_t)r * b + i]);
+    }
+    double norm = 0;
+    for (int r = 0; r < n; ++r) norm += (double)x[(size_t)r * b + j] * x[(size_t)r * b + j];
+    norm = std::sqrt(norm);
+    for (int r = 0; r < n; ++r) x[(size_t)r * b + j] = norm > 0 ? (T)(x[(size_t)r * b + j] / norm) : T(0);
+  }
+}
+}  // namespace
+
+template <typename T>
+double spectral_norm_diff_one(const T* w0, const T* w, int64_t m64, int64_t n64, int iters, int block) {
+  const int m = (int)m64, n = (int)n64, b = std::min(block, std::min(m, n));  // at most rank(D) columns
+  std::vector<T> d((size_t)m * n), x((size_t)n * b), y((size_t)m * b);
+  for (size_t t = 0; t < d.size(); ++t) d[t] = w[t] - w0[t];
+  std::vector<double> start = seeded_normals(x.size(), 0);
+  for (size_t t = 0; t < x.size(); ++t) x[t] = (T)start[t];
+  for (int it = 0; it < iters; ++it) {
+    gemm_rm(false, m, b, n, d.data(), n, x.data(), b, y.data(), b);  // y = D x
+    gemm_rm(true, n, b, m, d.data(), n, y.data(), b, x.data(), b);   // x = Dᵀ y
+    orthonormalize(x, n, b);
+  }
+  gemm_rm(false, m, b, n, d.data(), n, x.data(), b, y.data(), b);
+  dvec g((size_t)b * b, 0.0);  // yᵀy in float64; its largest eigenvalue is the top singular value²
+  for (int r = 0; r < m; ++r)
+    for (int i = 0; i < b; ++i)
+      for (int j = i; j < b; ++j) g[i + (size_t)j * b] += (double)y[(size_t)r * b + i] * y[(size_t)r * b + j];
+  dvec ev = syevd(g, b, false, m64, n64);
+  double top = std::sqrt(std::max(0.0, ev[b - 1]));
+  return std::isfinite(top) ? top : 0.0;
+}
+
 template <typename T>
 std::vector<double> principal_angles_one(const T* a_rm, const T* b_rm, int64_t n64, int64_t ka64, int64_t kb64) {
   const int n = (int)n64, ka = (int)ka64, kb = (int)kb64, kk = std::min(ka, kb);
@@ -379,6 +448,8 @@ template CompareOut compare_one<float>(const float*, const double*, const double
                                        int64_t, int64_t);
 template CompareOut compare_one<double>(const double*, const double*, const double*, int64_t, const double*, int64_t,
                                         int64_t, int64_t);
+template double spectral_norm_diff_one<float>(const float*, const float*, int64_t, int64_t, int, int);
+template double spectral_norm_diff_one<double>(const double*, const double*, int64_t, int64_t, int, int);
 template std::vector<double> principal_angles_one<float>(const float*, const float*, int64_t, int64_t, int64_t);
 template std::vector<double> principal_angles_one<double>(const double*, const double*, int64_t, int64_t, int64_t);
 

@@ -25,6 +25,7 @@ struct CompareOut {
   std::vector<double> angles_right;
   double diag_energy = 0, offdiag_energy = 0;
   double delta_fro = 0;             // ||w - w0||_F
+  double delta_spec = 0;            // ||w - w0||_2 (spectral_norm_diff_one), filled by the module
   int64_t k = 0;
 };
 
@@ -34,6 +35,11 @@ struct CompareOut {
 template <typename T>
 CompareOut compare_one(const T* w0, const double* s0, const double* y0, int64_t kb, const T* w,
                        int64_t m, int64_t n, int64_t k);
+
+// ||w - w0||_2 estimated from below by block power iteration (iters rounds, block columns, a
+// seeded start), in the inputs' precision: the gap warning needs a few %, not a decomposition.
+template <typename T>
+double spectral_norm_diff_one(const T* w0, const T* w, int64_t m, int64_t n, int iters, int block);
 
 // Principal angles (ascending, radians) between span(a) (n x ka) and span(b) (n x kb), both
 // row-major with orthonormal columns; min(ka, kb) angles, sine-based below pi/4.

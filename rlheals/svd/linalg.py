@@ -424,9 +424,10 @@ def _compare_many(refs: list, Ws: list, k: int, backend: str) -> list[dict]:
             raw.append(_ref.compare_gram(w0, _host64(r.sigma), _host64(r.basis), w, k))
     out = []
     for r, w0, w, item in zip(refs, w0s, batch.items, raw):
-        s, al, ar, de, oe, kk, fro = (_host(x) for x in item)
-        out.append(_ref.summarize(_host64(r.sigma), s, al, ar, de, oe, int(kk), float(fro),
-                                  spectral_norm_diff(w0, w)))
+        s, al, ar, de, oe, kk, fro, *spec = (_host(x) for x in item)
+        # the CPU extension estimates ‖ΔW‖₂ in its worker threads; the other backends here
+        spec = float(spec[0]) if spec else spectral_norm_diff(w0, w)
+        out.append(_ref.summarize(_host64(r.sigma), s, al, ar, de, oe, int(kk), float(fro), spec))
     return out
 
 
@@ -434,7 +435,8 @@ def spectral_norm_diff(w0: Any, w: Any, iters: int = 6, block: int = 4) -> float
     """‖W − W0‖_2, estimated by block power iteration from a seeded start (from below; within
     a few % on the flat top spectra of fine-tuning updates, which is all the gap warning
     needs). Costs 2·(iters + 1) passes over ΔW, far less than a decomposition; runs where
-    the data lives (numpy, torch or cupy)."""
+    the data lives (numpy, torch or cupy). The CPU extension runs the same iteration
+    (csrc/cpu/svd_cpu.cpp spectral_norm_diff_one, its own seeded start) inside `compare`."""
     xp = _array_module(w)
     d = w - w0
     start = np.random.default_rng(0).standard_normal((d.shape[1], min(block, d.shape[1])))

@@ -267,6 +267,23 @@ def test_spectral_norm_diff_is_close_from_below():
     assert linalg.spectral_norm_diff(np.eye(3), np.eye(3)) == 0.0
 
 
+@pytest.mark.skipif(not linalg.backends()["cpu"], reason="CPU extension not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_extensions_spectral_norm_is_close_from_below(dtype):
+    """compare's ‖ΔW‖₂ from the CPU extension (its own power iteration, in its threads) is the
+    numpy estimate's equal: within a few % of the exact norm, never above it."""
+    rng = _rng(16)
+    for shape in [(200, 60), (60, 200), (40, 40), (3, 5)]:
+        w0 = rng.standard_normal(shape).astype(dtype)
+        w = w0 + (1e-3 * rng.standard_normal(shape)).astype(dtype)
+        exact = np.linalg.norm((w - w0).astype(np.float64), 2)
+        got = linalg.compare(linalg.reference(w0, backend="cpu"), w, 2, backend="cpu")["delta_spec"]
+        assert 0.9 * exact <= got <= exact * (1 + (1e-5 if dtype == np.float32 else 1e-9)), shape
+        assert got == pytest.approx(linalg.spectral_norm_diff(w0, w), rel=0.05)
+    same = rng.standard_normal((30, 20))
+    assert linalg.compare(linalg.reference(same, backend="cpu"), same.copy(), 3, backend="cpu")["delta_spec"] == 0.0
+
+
 def test_compare_identical_is_zero():
     w0 = _rng(6).standard_normal((30, 20))
     got = linalg.compare(w0, w0.copy(), 10)
