@@ -211,15 +211,13 @@ py::list compare(const py::list& w0s, const py::list& s0s, const py::list& y0s, 
   int64_t kk = k < 0 ? INT64_MAX : k;
   parallel_for(costs(cur), threads, [&](size_t i) {
     const Mat &a0 = ref[i], &a = cur[i];
-    if (a.f64) {
-      auto w0 = static_cast<const double*>(a0.ptr), w = static_cast<const double*>(a.ptr);
-      res[i] = compare_one<double>(w0, sp[i], yp[i], kbs[i], w, a.m, a.n, kk);
-      res[i].delta_spec = spectral_norm_diff_one<double>(w0, w, a.m, a.n, kSpecIters, kSpecBlock);
-    } else {
-      auto w0 = static_cast<const float*>(a0.ptr), w = static_cast<const float*>(a.ptr);
-      res[i] = compare_one<float>(w0, sp[i], yp[i], kbs[i], w, a.m, a.n, kk);
-      res[i].delta_spec = spectral_norm_diff_one<float>(w0, w, a.m, a.n, kSpecIters, kSpecBlock);
-    }
+    auto run = [&](auto zero) {  // one body for float32 and float64 pairs
+      using T = decltype(zero);
+      auto w0 = static_cast<const T*>(a0.ptr), w = static_cast<const T*>(a.ptr);
+      res[i] = compare_one<T>(w0, sp[i], yp[i], kbs[i], w, a.m, a.n, kk);
+      res[i].delta_spec = spectral_norm_diff_one<T>(w0, w, a.m, a.n, kSpecIters, kSpecBlock);
+    };
+    if (a.f64) run(0.0); else run(0.0f);
   });
   py::list out;
   for (auto& r : res)

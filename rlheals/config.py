@@ -107,6 +107,15 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+#: How to get vLLM (evaluation.backend vllm, rl.vllm).
+VLLM_INSTALL = "pip install '.[vllm]'"
+
+
+def vllm_available() -> bool:
+    """True when the vllm package is importable (found without importing it: that starts CUDA)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
 def check_semantics(cfg: dict, check_paths: bool = True) -> None:
     """Cross-key checks that a JSON schema cannot express."""
     problems: list[str] = []
@@ -198,8 +207,8 @@ def _vllm_problems(cfg: dict) -> list[str]:
         if compute["device"] == "cpu" or compute["gpus"] < 1:
             problems.append(f"config key '{key}': vLLM runs on CUDA GPUs only; expected compute.device auto or "
                             f"cuda and compute.gpus >= 1 (got device {compute['device']}, gpus {compute['gpus']})")
-        if not os.environ.get("RLHEALS_SKIP_DEVICE_CHECK") and importlib.util.find_spec("vllm") is None:
-            problems.append(f"config key '{key}': vllm is not installed here; pip install '.[vllm]' "
+        if not os.environ.get("RLHEALS_SKIP_DEVICE_CHECK") and not vllm_available():
+            problems.append(f"config key '{key}': vllm is not installed here; {VLLM_INSTALL} "
                             "(on a login node without it set RLHEALS_SKIP_DEVICE_CHECK=1)")
     if evaluation.get("backend") == "vllm" and evaluation.get("device_map", "single") != "single":
         problems.append("config key 'evaluation.device_map': applies to the hf backend; vLLM shards the model "

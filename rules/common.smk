@@ -174,14 +174,14 @@ def train_threads(algo=None):
     return config["compute"]["threads"] * train_processes(algo)
 
 
-def section(name, drop=(), defaults=None):
+def section(name, drop=(), at_default=()):
     """A config section as a param, without the keys that only select *which* jobs exist
     (so adding an SFT length or a fork does not rerun the jobs that already ran), nor the
-    keys in `defaults` while they hold that value (keys added later, so that runs made
-    before them are not rerun; the scripts read them with the same defaults)."""
-    defaults = defaults or {}
+    keys in `at_default` while they hold the schema's default (keys added later, so that
+    runs made before them are not rerun; the scripts read them with the same defaults)."""
+    schema = rlheals.config.load_schema()["properties"][name]["properties"] if at_default else {}
     return {k: v for k, v in config[name].items()
-            if k not in drop and not (k in defaults and v == defaults[k])}
+            if k not in drop and not (k in at_default and v == schema[k]["default"])}
 
 
 # Final outputs are collected from the stage files that register them.

@@ -15,8 +15,7 @@ rule evaluate:
         summary=eval_summary("{ckpt}", "{seed}"),
         replies=eval_replies("{ckpt}", "{seed}"),
     params:
-        evaluation=section("evaluation", drop=("rl_intermediate", "alpha"),
-                           defaults={"backend": "hf", "device_map": "single"}),
+        evaluation=section("evaluation", drop=("rl_intermediate", "alpha"), at_default=("backend", "device_map")),
         splits=lambda wc: eval_splits(wc.ckpt),
         prompt_style=config["model"]["prompt_style"],
         seed=lambda wc: int(wc.seed),

@@ -20,16 +20,9 @@ import logging
 import os
 from typing import Any, Sequence
 
+from rlheals.config import VLLM_INSTALL, vllm_available
+
 log = logging.getLogger(__name__)
-
-INSTALL_HINT = "pip install '.[vllm]' (vLLM needs a CUDA GPU)"
-
-
-def vllm_available() -> bool:
-    """True when the vllm package is importable (without importing it: that starts CUDA)."""
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
 
 
 def sampling_kwargs(opts: Any, seed: int, stop_ids: Sequence[int]) -> dict:
@@ -40,7 +33,7 @@ def sampling_kwargs(opts: Any, seed: int, stop_ids: Sequence[int]) -> dict:
         "max_tokens": opts.max_new_tokens,
         "temperature": 0.0 if greedy else float(opts.temperature),
         "top_p": 1.0 if greedy else float(opts.top_p),
-        "seed": None if greedy else int(seed) % (2**63),
+        "seed": None if greedy else int(seed),  # hand_seed: below 2**63
         "stop": list(opts.stop_strings) or None,
         "stop_token_ids": list(stop_ids),
         "include_stop_str_in_output": True,
@@ -74,7 +67,8 @@ def load_vllm(path: str | os.PathLike, device: str = "auto", seed: int = 0,
     from rlheals.train.models import load_tokenizer, resolve_device
 
     if not vllm_available():
-        raise RuntimeError(f"evaluation.backend is 'vllm' but vllm is not installed: {INSTALL_HINT}")
+        raise RuntimeError(f"evaluation.backend is 'vllm' but vllm is not installed: {VLLM_INSTALL} "
+                           "(vLLM needs a CUDA GPU)")
     if resolve_device(device) != "cuda":
         raise RuntimeError("evaluation.backend 'vllm' runs on CUDA GPUs only; this job has none "
                            "(set compute.device auto/cuda with compute.gpus >= 1, or evaluation.backend: hf)")

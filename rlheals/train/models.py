@@ -115,8 +115,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", device_map: str = 
     dev = resolve_device(device)
     placed = device_map != "single" and (dev == "cuda" or max_memory is not None)
     if placed:
-        if dev == "cpu":  # only CPU memory (and disk) even where GPUs exist
-            max_memory = {k: v for k, v in max_memory.items() if k in ("cpu", "disk")}
+        if dev == "cpu":  # CPU memory only (then the offload folder), even where GPUs exist
+            max_memory = {k: v for k, v in max_memory.items() if k == "cpu"}
         model = AutoModelForCausalLM.from_pretrained(
             str(path), dtype=dtype_for(dev), device_map=device_map, max_memory=max_memory,
             offload_folder=None if offload_folder is None else str(offload_folder))
