@@ -72,6 +72,7 @@ rule scorecard:
         ratio=config["analysis"]["rotation_ratio"],
         reply_keys=lambda wc: [(s, c) for s in seeds() for c in eval_ckpt_ids()],
         boot_seed=config["seed"],
+        attempts=config["evaluation"]["attempts"],
         code=code_version("scorecard"),
     log:
         "logs/scorecard/scorecard.log",

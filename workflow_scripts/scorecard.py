@@ -30,6 +30,8 @@ card = scorecard.build(
     ratio=float(snakemake.params.ratio),
     outcomes=outcomes,
     readings=load_readings(replies),
+    outcomes_at_1=load_outcomes(replies, max_attempt=1),
+    attempts=int(snakemake.params.attempts),
     seeds=list(dict.fromkeys(k[0] for k in keys)),
     boot_seed=int(snakemake.params.boot_seed),
 )

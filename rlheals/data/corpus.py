@@ -34,7 +34,10 @@ from rlheals.task.solver import is_solvable, solve
 #: Skills and their share of the corpus (the default config's `pretrain.mix`): both halves
 #: of the task in the task's wording (read_task, solve_task), never together, beside the
 #: sub-skills in their own wording.
-DEFAULT_MIX = {"solve": 0.2, "read": 0.1, "arith": 0.1, "compose": 0.1, "read_task": 0.25, "solve_task": 0.25}
+DEFAULT_MIX = {"solve": 0.2, "read": 0.1, "arith": 0.1, "compose": 0.1, "read_task": 0.25, "solve_task": 0.25,
+               "retry_read": 0.1, "retry_solve": 0.1}
+#: The same without the retry documents (the feedback ablation): the base has never read feedback.
+NO_RETRY_MIX = {k: v for k, v in DEFAULT_MIX.items() if not k.startswith("retry_")}
 #: The sub-skills in their own wording only (earlier default): SFT's format is new to the
 #: base, and SFT teaches the tiny model to write 10 for every face card.
 SUBSKILL_MIX = {"solve": 0.35, "read": 0.3, "arith": 0.15, "compose": 0.2}
@@ -175,8 +178,112 @@ def skill_compose(rng: random.Random) -> str:
     )
 
 
+# ---------------------------------------------------------------- retry after feedback
+#: Failed attempts before the corrected one in a retry document: 1 to 4, fewer more often,
+#: so the longest documents are as long as a 5-attempt episode (about 220 tokens).
+RETRY_FAILURES = (1, 2, 3, 4)
+RETRY_FAILURE_WEIGHTS = (0.45, 0.25, 0.18, 0.12)
+
+
+def feedback_line(reason: str) -> str:
+    """The verifier's feedback exactly as an episode shows it after a failed attempt."""
+    from rlheals.task.prompts import FEEDBACK
+
+    return FEEDBACK.format(reason=reason)
+
+
+def retry_text(first: str, failed: list[tuple[str, str]], correct: str) -> str:
+    """`first` (the text up to the first attempt's "Answer:"), then each failed attempt with its
+    feedback and a new "Answer:", then the corrected attempt: the layout of
+    `prompts.retry_prompt`, so a document reads as an episode's context does."""
+    text = first
+    for reply, reason in failed:
+        text += f"{reply}\n{feedback_line(reason)}\nAnswer:"
+    return text + correct
+
+
+def _misread(rng: random.Random, cards: list[str], rule: dict[str, int], nums: list[int]) -> list[int]:
+    """A wrong reading of `cards`: face cards as 10 (the ID rule's habit, where the stated
+    rule says otherwise), or one card's number replaced by another value."""
+    faces = [i for i, c in enumerate(cards) if c in FACES and rule[c] != 10]
+    wrong = list(nums)
+    if faces and rng.random() < 0.7:
+        for i in faces:
+            wrong[i] = 10
+        return wrong
+    i = rng.randrange(4)
+    wrong[i] = rng.choice([v for v in range(1, 14) if v != nums[i]])
+    return wrong
+
+
+def skill_retry_read(rng: random.Random) -> str:
+    """Card reading in the task prompt's wording (as read_task), with wrong readings, the
+    verifier's feedback on them and the right reading last: the feedback names the values the
+    cards have ("you did not use all the cards' numbers: [13] unused"), so reading a value off
+    the feedback is a skill of its own. Never a formula: the solving half stays apart."""
+    from rlheals.task.verifier import number_problems
+
+    rule, cards, nums = _reading_hand(rng)
+    first = f"Rule: J={rule['J']} Q={rule['Q']} K={rule['K']}. Cards: {_join(cards)}. Make 24.\nAnswer:"
+    failed = []
+    for _ in range(rng.choices(RETRY_FAILURES, RETRY_FAILURE_WEIGHTS)[0]):
+        wrong = _misread(rng, cards, rule, nums)
+        failed.append((f" numbers: {_join(wrong)}", "; ".join(number_problems(wrong, nums))))
+    return retry_text(first, failed, f" numbers: {_join(nums)}")
+
+
+def _wrong_formula(rng: random.Random, nums: list[int]) -> str:
+    """A formula that fails for `nums` the ways a model's does: a right formula for the hand
+    with a face value written as 10 (or another number), a number left out or doubled, or
+    the right numbers with the wrong value."""
+    for _ in range(100):
+        kind = rng.random()
+        if kind < 0.5:  # one number misread: a solution for the misread numbers
+            i = rng.randrange(4)
+            wrong = list(nums)
+            wrong[i] = 10 if nums[i] != 10 and rng.random() < 0.6 else rng.choice([v for v in range(1, 14) if v != nums[i]])
+            sols = solve(wrong)
+            if sols:
+                return rng.choice(sols)
+        elif kind < 0.75:  # the right numbers, the wrong value: one operator changed
+            f = rng.choice(solve(nums))
+            ops = [j for j, ch in enumerate(f) if ch in "+-*/"]
+            j = rng.choice(ops)
+            g = f[:j] + rng.choice([o for o in "+-*/" if o != f[j]]) + f[j + 1 :]
+            from rlheals.task.verifier import verify_numbers
+
+            if verify_numbers(g, nums).outcome.value == "wrong_value":
+                return g
+        else:  # a number left out: a solution over three of them, or none
+            drop = rng.randrange(4)
+            rest = [n for k, n in enumerate(nums) if k != drop]
+            a, b, c = rest
+            return rng.choice([f"{a}*{b}+{c}", f"({a}+{b})*{c}", f"{a}*{b}*{c}", f"{a}+{b}+{c}"])
+    return "+".join(str(n) for n in nums[:3])
+
+
+def skill_retry_solve(rng: random.Random) -> str:
+    """Bare numbers 1..13 to a formula in the answer's wording (as solve_task), with failed
+    formulas, the verifier's feedback on each, and a correct formula last: acting on "you used
+    invalid numbers: [10]; ... [13] unused" or "evaluates to 23 instead of 24" is learned here,
+    over the numbers SFT never shows as well. No cards and no rule: the reading half stays apart."""
+    from rlheals.task.verifier import verify_numbers
+
+    nums = solvable_numbers(rng)
+    head = f"numbers: {_join(nums)} formula:"
+    failed = []
+    for _ in range(rng.choices(RETRY_FAILURES, RETRY_FAILURE_WEIGHTS)[0]):
+        f = _wrong_formula(rng, nums)
+        verdict = verify_numbers(f, nums)
+        if verdict.correct:
+            continue
+        failed.append((f" {head} {f}=24", verdict.reason))
+    return retry_text("Answer:", failed, f" {head} {rng.choice(solve(nums))}=24")
+
+
 SKILLS = {"solve": skill_solve, "read": skill_read, "arith": skill_arith, "compose": skill_compose,
-          "read_task": skill_read_task, "solve_task": skill_solve_task}
+          "read_task": skill_read_task, "solve_task": skill_solve_task,
+          "retry_read": skill_retry_read, "retry_solve": skill_retry_solve}
 
 
 def build_corpus(opts: CorpusOptions) -> list[dict]:

@@ -35,6 +35,13 @@ WORDS = sorted(
         "Hand", "hand", "face", "Face", "respectively", "Note", "that", "must", "be", "using",
         "from", "Here", "here", "under", "Under", "so", "gives", "give", "reads", "We", "we",
         "have", "has", "get", "A", "J", "Q", "K", "Cards:", "Answer:", "Rule:", "Numbers:", "Formula:", "numbers:", "formula:",
+        # the verifier's feedback ("You failed this trial because you used invalid numbers: [10]"),
+        # so that a 5-attempt episode fits the context the tiny model is pretrained on
+        "You", "you", "failed", "trial", "because", "invalid", "unused", "did", "not", "all", "more",
+        "often", "than", "allow", "evaluates", "instead", "legal", "unfinished", "correct", "start",
+        "but", "no", "was", "found", "your", "illegal", "characters", "divides", "by", "zero", "an",
+        "unmatched", "missing", "operator", "where", "expected", "or", "right", "after", "longer",
+        "equals", "cards'",
     },
     key=lambda w: (-len(w), w),
 )

@@ -13,7 +13,9 @@ count of each hand's final outcome (`n_correct`, `n_partial`, `n_wrong_value`,
 `n_wrong_numbers`, `n_illegal_formula`, `n_format_error`) and `solved_at_<i>`, the
 number of hands first solved at attempt i, and the graded skill of the first replies:
 `face_cards`, `face_as_rule`, `face_as_10` and the shares `face_rule_rate`,
-`face_10_rate` (rlheals.task.reading). Where the hands say whether their problem (the
+`face_10_rate` (rlheals.task.reading), and the feedback channel's own measure, the rescue
+rate (`rescue_columns`: hands failed at attempt 1 and solved later, and how many of those
+rescues followed a feedback that named a face card's value). Where the hands say whether their problem (the
 numbers under the rule) was seen in training (`seen`, from rlheals.data.splits), the row
 adds success on seen and on unseen problems apart (`seen_*`, `unseen_*`). Every
 attempt's prompt, reply and verdict is kept in replies.jsonl.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 
 from rlheals.evaluation.generation import DecodingOptions, generate
@@ -108,6 +111,7 @@ def evaluate_split(model, tokenizer, records: list[dict], opts: EvalOptions, spl
         pending = still
     row = summarize(history, split, opts.attempts, opts.alpha)
     row.update(face_columns(records, history))
+    row.update(rescue_columns(records, history, opts.alpha))
     if records and all("seen" in r for r in records):
         row.update(seen_columns(history, [bool(r["seen"]) for r in records], opts.alpha))
     return row, rows
@@ -129,6 +133,43 @@ def seen_columns(history: list[list], seen: list[bool], alpha: float = 0.05) -> 
                     f"{part}_rate": k / len(tries) if tries else float("nan"),
                     f"{part}_ci_low": low, f"{part}_ci_high": high})
     return out
+
+
+_LISTED = re.compile(r"\[([0-9, ]*)\]")
+
+
+def named_values(reason: str) -> set[int]:
+    """The numbers a feedback reason lists ("you used invalid numbers: [10]; you did not use
+    all the cards' numbers: [13] unused" -> {10, 13})."""
+    return {int(x) for group in _LISTED.findall(reason) for x in group.replace(",", " ").split()}
+
+
+def rescue_columns(records: list[dict], history: list[list], alpha: float = 0.05) -> dict:
+    """The feedback channel itself: of the hands failed at attempt 1 (`rescue_n`), those
+    solved at a later attempt (`rescued`, `rescue_rate` with its Wilson interval), and of
+    those, the ones where a feedback before the success named the value one of the hand's
+    face cards has under the stated rule (`rescued_named`, `rescue_named_share` with its
+    interval: on OOD hands 11, 12 or 13, the value a model that writes 10 must read off the
+    feedback). With one attempt nothing can be rescued: rescue_n is the failures, rescued 0."""
+    from rlheals.task.cards import FACES, hand_numbers
+
+    failed = rescued = named = 0
+    for rec, tries in zip(records, history):
+        if not tries or tries[0][1].correct:
+            continue
+        failed += 1
+        if not tries[-1][1].correct:
+            continue
+        rescued += 1
+        values = {v for c, v in zip(rec["cards"], hand_numbers(rec["cards"], rec["rule"])) if c in FACES}
+        if any(values & named_values(v.reason) for _, v in tries[:-1]):
+            named += 1
+    low, high = wilson(rescued, failed, alpha)
+    nlow, nhigh = wilson(named, rescued, alpha)
+    return {"rescue_n": failed, "rescued": rescued, "rescue_rate": rescued / failed if failed else float("nan"),
+            "rescue_ci_low": low, "rescue_ci_high": high, "rescued_named": named,
+            "rescue_named_share": named / rescued if rescued else float("nan"),
+            "rescue_named_ci_low": nlow, "rescue_named_ci_high": nhigh}
 
 
 def face_columns(records: list[dict], history: list[list]) -> dict:
@@ -247,6 +288,11 @@ def aggregate(summaries: dict[str, str | os.PathLike], loss_csv: str | os.PathLi
         table["success_rate_at_1"] = table["successes_at_1"] / table["n"]
     cis = [wilson(int(k), int(n), alpha) for k, n in zip(table["successes_at_1"], table["n"])]
     table["ci_low_at_1"], table["ci_high_at_1"] = [c[0] for c in cis], [c[1] for c in cis]
+    for k_col, n_col, prefix in (("rescued", "rescue_n", "rescue"), ("rescued_named", "rescued", "rescue_named")):
+        if k_col in table:
+            cis = [wilson(int(k), int(n), alpha) if n == n and n > 0 else (float("nan"), float("nan"))
+                   for k, n in zip(table[k_col].fillna(0), table[n_col].fillna(0))]
+            table[f"{prefix}_ci_low"], table[f"{prefix}_ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
     for col in ("sft_step", "rl_step"):
         table[col] = table[col].astype("Int64")
     loss_cols = ["train_loss", "heldout_id_loss", "heldout_ood_loss"]

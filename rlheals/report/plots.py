@@ -87,11 +87,13 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
     eval_table = _seeded(eval_table)
     curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
         sft_step=lambda t: t["sft_step"].astype(int))
-    skill = _has_skill(curve)
-    if skill:
-        fig, (ax, ax_skill) = plt.subplots(2, 1, figsize=(7.5, 7.0), sharex=True, height_ratios=[3, 2])
-    else:
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    skill, rescue = bool(_has_skill(curve)), bool(_has_rescue(curve))
+    ratios = [3] + [2] * (skill + rescue)
+    fig, axes = plt.subplots(len(ratios), 1, figsize=(7.5, 4.2 + 2.8 * (len(ratios) - 1)), sharex=True,
+                             height_ratios=ratios, squeeze=False)
+    ax = axes[0][0]
+    ax_skill = axes[1][0] if skill else None
+    ax_rescue = axes[-1][0] if rescue else None
     for split in ("id", "ood"):
         rows = curve[curve["split"] == split]
         parts = split == "id" and "unseen_rate" in rows and rows["unseen_n"].fillna(0).gt(0).all()
@@ -131,7 +133,49 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
         _skill_panel(ax_skill, curve[curve["split"] == "ood"], "sft_step")
         ax_skill.set_xlabel("SFT step")
         ax_skill.set_title("The graded OOD skill: how the first reply writes the face cards' numbers", fontsize=9)
+    if rescue:
+        for split in ("id", "ood"):
+            _rescue_curve(ax_rescue, curve[curve["split"] == split], "sft_step", SPLIT_COLORS[split], split.upper())
+        _rescue_axes(ax_rescue, curve)
+        ax_rescue.set_xlabel("SFT step")
     _save(fig, path)
+
+
+def _has_rescue(rows: pd.DataFrame) -> bool:
+    """Whether the rows were evaluated with several attempts and carry the rescue columns."""
+    return bool(_multi_attempt(rows)) and "rescue_rate" in rows and rows["rescue_rate"].notna().any()
+
+
+def _rescue_curve(ax, rows: pd.DataFrame, x: str, color: str, label: str, marker: str = "o", shift: float = 0.0,
+                  linestyle: str = "-") -> None:
+    """Rescue rate over `x` (hands failed at attempt 1 and solved later, of those failed):
+    one seed with its Wilson band, several with each seed thin and the mean bold."""
+    rows = rows.dropna(subset=["rescue_rate"])
+    if rows.empty:
+        return
+    seeds = sorted(rows["seed"].unique())
+    if len(seeds) <= 1:
+        rows = rows.sort_values(x)
+        ax.plot(rows[x] + shift, 100 * rows["rescue_rate"], marker=marker, color=color, linestyle=linestyle,
+                label=f"{label} rescue rate")
+        ax.fill_between(rows[x] + shift, 100 * rows["rescue_ci_low"], 100 * rows["rescue_ci_high"], color=color,
+                        alpha=0.15, linewidth=0)
+        return
+    for seed in seeds:
+        one = rows[rows["seed"] == seed].sort_values(x)
+        ax.plot(one[x] + shift, 100 * one["rescue_rate"], color=color, alpha=0.35, linewidth=0.8, linestyle=linestyle)
+    agg = _spread(rows, x, "rescue_rate")
+    ax.plot(agg[x] + shift, 100 * agg["mean"], marker=marker, color=color, linewidth=2, linestyle=linestyle,
+            label=f"{label} rescue rate, mean of {len(seeds)} seeds")
+
+
+def _rescue_axes(ax, rows: pd.DataFrame) -> None:
+    attempts = _multi_attempt(rows)
+    ax.set_ylabel("rescue rate (%)\n(of hands failed at attempt 1)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"The feedback channel: hands failed at attempt 1 and solved by attempt {attempts}", fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="best")
 
 
 SKILL_STYLES = {"face_rule_rate": ("tab:green", "as the stated rule says (11/12/13)"),
@@ -180,8 +224,10 @@ def rl_forks(eval_table: pd.DataFrame, path) -> None:
     curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
         sft_step=lambda t: t["sft_step"].astype(int))
     rl = eval_table[eval_table["stage"] == "rl"].assign(sft_step=lambda t: t["sft_step"].astype(int))
-    skill = _has_skill(curve) and _has_skill(rl)
-    fig, axes = plt.subplots(1, 3 if skill else 2, figsize=(16.5 if skill else 11, 4.2), sharex=True)
+    skill = bool(_has_skill(curve) and _has_skill(rl))
+    rescue = bool(_has_rescue(curve) and _has_rescue(rl))
+    panels = 2 + skill + rescue
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2), sharex=True)
     width = max(1, int(curve["sft_step"].max() if not curve.empty else 1))
     multi = _n_seeds(eval_table) > 1
     for ax, split in zip(axes[:2], ("ood", "id")):
@@ -212,6 +258,18 @@ def rl_forks(eval_table: pd.DataFrame, path) -> None:
         ax.set_ylabel("success rate (%) " + ("(dots: seeds, bars: min-max)" if multi else "with 95% CI"))
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
+    if rescue:
+        ax = axes[-1]
+        for split, marker in (("ood", "o"), ("id", "^")):
+            color = SPLIT_COLORS[split]
+            _rescue_curve(ax, curve[curve["split"] == split], "sft_step", "gray", f"{split.upper()} after SFT,",
+                          marker=marker, linestyle=":" if split == "id" else "-")
+            final = _final_rl(rl[rl["split"] == split])
+            for i, (algo, grp) in enumerate(final.groupby("rl_algo")):
+                _rescue_curve(ax, grp, "sft_step", color if i == 0 else f"C{i + 2}", f"{split.upper()} after RL ({algo}),",
+                              marker="s", shift=0.01 * (i + 1) * width, linestyle=":" if split == "id" else "-")
+        _rescue_axes(ax, curve)
+        ax.set_xlabel("SFT step the fork starts from")
     if skill:
         ax = axes[2]
         ood = curve[curve["split"] == "ood"]

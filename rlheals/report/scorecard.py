@@ -120,6 +120,9 @@ class Card:
     edits: list = field(default_factory=list)
     chosen_on: dict = field(default_factory=dict)
     readings: Mapping[tuple, pd.DataFrame] = field(default_factory=dict)
+    #: per-hand success at attempt 1 (same keys as outcomes) and the attempts per hand
+    outcomes_at_1: Mapping[tuple, pd.Series] = field(default_factory=dict)
+    attempts: int = 1
 
     def out(self, seed, ckpt: str | None, split: str = REPORT_SPLIT) -> pd.Series | None:
         return None if ckpt is None else self.outcomes.get((seed, ckpt, split))
@@ -483,6 +486,72 @@ def finding2(card: Card, seeds: list) -> tuple[str, str]:
     return UNSURE, text + "; no recovery outside noise"
 
 
+def _rescued(card: Card, seed, ckpt: str | None, split: str) -> pd.Series | None:
+    """Per hand: failed at attempt 1 and solved within the attempts (None without attempt-1 outcomes)."""
+    within, first = card.out(seed, ckpt, split), card.outcomes_at_1.get((seed, ckpt, split)) if ckpt else None
+    if within is None or first is None:
+        return None
+    return within & ~first
+
+
+def _channel_rate(card: Card, ckpts: Mapping, split: str) -> str:
+    """Pooled rescue rate of {seed: ckpt}: rescued / failed at attempt 1, with its interval."""
+    k = n = 0
+    for s, c in ckpts.items():
+        r, first = _rescued(card, s, c, split), card.outcomes_at_1.get((s, c, split))
+        if r is not None:
+            k, n = k + int(r.sum()), n + int((~first).sum())
+    if n == 0:
+        return "n/a"
+    low, high = wilson(k, n, card.alpha)
+    return f"{100 * k / n:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({k}/{n})"
+
+
+def _paired_on(card: Card, a: Mapping, b: Mapping, split: str, table: str) -> Paired | None:
+    """McNemar of a[seed] against b[seed] on attempt-1 success ("at_1") or on being rescued ("rescued")."""
+    xs, ys = [], []
+    for s in a:
+        if table == "at_1":
+            x, y = card.outcomes_at_1.get((s, a[s], split)), card.outcomes_at_1.get((s, b.get(s), split))
+        else:
+            x, y = _rescued(card, s, a[s], split), _rescued(card, s, b.get(s), split)
+        if x is not None and y is not None:
+            xs.append(x)
+            ys.append(y)
+    return mcnemar(xs, ys, card.alpha) if xs else None
+
+
+def channel2(card: Card, seeds: list) -> str:
+    """Finding 2's second line: the feedback channel of every fork after the OOD peak. Per
+    fork, start -> end on OOD: success at attempt 1 and the rescue rate (hands failed at
+    attempt 1 and solved later, of those failed), each with a paired test on the same hands
+    (McNemar on per-hand success at attempt 1 / on being rescued), and ID's within-N change
+    beside, the control that tells healing from a generic "try again": a fork that raises
+    ID and OOD alike taught retrying, not the OOD rule."""
+    if not card.outcomes_at_1 or card.attempts <= 1:
+        return ""
+    if any(card.seeds[x].peak is None for x in seeds):
+        return ""
+    parts = []
+    forks: dict[tuple, dict] = {}
+    for s in (card.seeds[x] for x in seeds):
+        for algo, step, start, end in s.forks:
+            if step > s.peak[0]:
+                forks.setdefault((algo, step), {})[s.seed] = (start, end)
+    for (algo, step), strata in sorted(forks.items()):
+        start = {s: v[0] for s, v in strata.items()}
+        end = {s: v[1] for s, v in strata.items()}
+        at1 = _paired_on(card, end, start, REPORT_SPLIT, "at_1")
+        resc = _paired_on(card, end, start, REPORT_SPLIT, "rescued")
+        idw = card.paired(end, start, "id")
+        parts.append(f"{algo} from {step}: OOD at attempt 1 {at1 or 'n/a'}; OOD rescue "
+                     f"{_channel_rate(card, start, REPORT_SPLIT)} -> {_channel_rate(card, end, REPORT_SPLIT)} "
+                     f"(rescued hands {resc or 'n/a'}); ID within {card.attempts} {idw or 'n/a'}")
+    if not parts:
+        return ""
+    return f"CHANNEL (within {card.attempts} vs attempt 1, end vs start): " + "; ".join(parts)
+
+
 def _gain(card: Card, f: Fork) -> dict:
     """{seed: per-hand gain (end - start)} of a fork on the report split."""
     out = {}
@@ -659,7 +728,8 @@ def _seed_summary(per_seed: dict) -> str:
 
 def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=(), refs=None,
           alpha: float = DEFAULT_ALPHA, ratio: float = 10.0, outcomes: Mapping | None = None,
-          seeds=None, boot_seed: int = 0, n_boot: int = 10000, readings: Mapping | None = None) -> pd.DataFrame:
+          seeds=None, boot_seed: int = 0, n_boot: int = 10000, readings: Mapping | None = None,
+          outcomes_at_1: Mapping | None = None, attempts: int = 1) -> pd.DataFrame:
     """The scorecard table (columns COLUMNS): one row per finding, judged on the pooled
     per-hand outcomes of all seeds, with each seed's own verdict in `seeds`.
 
@@ -668,14 +738,16 @@ def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=
     {"seeds": {seed: references}}; tables may carry a `seed` column; boot_seed seeds the
     paired bootstrap (the config seed); readings: {(seed, checkpoint, split): per-hand
     face-card reading} (rlheals.evaluation.outcomes.load_readings), for finding 1's second
-    line on the graded skill (`skill` column; empty on the other findings).
+    line on the graded skill (`skill` column); outcomes_at_1: the same at attempt 1 and
+    attempts: the evaluation's attempts per hand (success within them is every finding's
+    metric), for finding 2's second line on the feedback channel (`skill` column, channel2).
     """
     outcomes = dict(outcomes or {})
     seed_info = _prepare(eval_table, loss_table, analysis_table, refs, outcomes, seeds)
     first = next(iter(seed_info.values())).refs if seed_info else {}
     top = refs if refs and ("chosen_on" in refs or "split" in refs) else first  # file-wide or per seed
     card = Card(seed_info, outcomes, alpha, ratio, boot_seed, n_boot, list(edits), _chosen_on(top or {}),
-                dict(readings or {}))
+                dict(readings or {}), dict(outcomes_at_1 or {}), int(attempts))
     _locate(card)
     order = list(seed_info)
     rows = []
@@ -683,7 +755,8 @@ def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=
         verdict, value = rule(card, order)
         per_seed = {s: rule(card, [s])[0] for s in order} if len(order) > 1 else {order[0]: verdict}
         rows.append({"finding": i, "claim": CLAIMS[i], "verdict": verdict, "seeds": _seed_summary(per_seed),
-                     "value": value, "skill": _skill_text(card, order) if i == 1 else "",
+                     "value": (f"success within {card.attempts} attempts: " if card.attempts > 1 else "") + value,
+                     "skill": _skill_text(card, order) if i == 1 else channel2(card, order) if i == 2 else "",
                      "chosen_on": _chooser_text(card, i), "figure": FIGURES[i]})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -699,7 +772,7 @@ def format_table(card: pd.DataFrame, n_text: str = "") -> str:
             lines.append(f"    seeds: {r.seeds}")
         lines.append(f"    {r.value}")
         if "skill" in card.columns and isinstance(r.skill, str) and r.skill:
-            lines.append(f"    skill: {r.skill}")
+            lines.append(f"    {'skill' if r.finding == 1 else 'channel'}: {r.skill}")
         if "chosen_on" in card.columns and isinstance(r.chosen_on, str):
             lines.append(f"    chosen: {r.chosen_on}")
         lines.append(f"    figure: {r.figure}")

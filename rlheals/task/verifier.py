@@ -74,7 +74,8 @@ class Verdict:
 # ---------------------------------------------------------------- reply parsing
 _QUOTED = re.compile(r"""["']formula["']\s*:\s*["']([^"'\n]*)""")
 # `formula`, optionally marked up (`**Formula**:`, `Formula:**`), then the rest of the line.
-_COMPACT = re.compile(r"\bformula\b[*_`\t ]*:?[*_`\t ]*([^\n]*)", re.IGNORECASE)
+# A lookahead, so that every label on a line is found ("a formula that works: formula: 1+2").
+_COMPACT = re.compile(r"\bformula\b(?=[*_`\t ]*:?[*_`\t ]*([^\n]*))", re.IGNORECASE)
 
 
 def _unmark(text: str) -> str:
@@ -83,11 +84,28 @@ def _unmark(text: str) -> str:
     return text[:-2].rstrip() if text.endswith("**") else text
 
 
+# Prose around a stated formula: "the formula is (10+2)*2*1." A link word before it and a
+# sentence end after it (a '.', ',', ';', '!' or '?' followed by a space or the end) are not
+# part of the formula; anything else (a decimal point, a letter inside it) still is, so the
+# strict checks on the formula itself are unchanged.
+_LINK = re.compile(r"^(?:(?:is|was|would be|will be|could be|can be|should be|becomes|reads|here)\b[:\s]*)+",
+                   re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.,;!?](?=\s|$)")
+
+
+def _unprose(text: str) -> str:
+    """A stated formula without the prose around it (see _LINK, _SENTENCE_END)."""
+    text = _unmark(_LINK.sub("", text.strip()))
+    end = _SENTENCE_END.search(text)
+    return _unmark(text[: end.start()]) if end else text
+
+
 def _labelled(text: str) -> str | None:
     """The text after a `formula` label. Chat models also use the word in prose ("Here is a
     formula that ...") before the labelled line, so the first label followed by something that
-    starts like a formula (a digit or a bracket) wins; failing that, the first label at all."""
-    found = [_unmark(m.group(1)) for m in _COMPACT.finditer(text)]
+    starts like a formula (a digit or a bracket) wins; failing that, the first label at all.
+    A plain statement ("I think the formula is (10+2)*2*1.") is read as the formula it states."""
+    found = [_unprose(_unmark(m.group(1))) for m in _COMPACT.finditer(text)]
     for cand in found:
         if cand[:1].isdigit() or cand[:1] == "(":
             return cand
@@ -268,6 +286,13 @@ def _is_partial(tokens: list[str], numbers: list[int], target: int) -> bool:
 
 def verify_formula(formula: str | None, cards: list[str], rule: str, target: int = 24) -> Verdict:
     """Judge an already extracted formula against a hand (see the module docstring)."""
+    return verify_numbers(formula, hand_numbers(cards, rule), target)
+
+
+def verify_numbers(formula: str | None, numbers: list[int], target: int = 24) -> Verdict:
+    """Judge a formula against the hand's numbers themselves (its cards read under the rule):
+    what `verify_formula` does once the cards are numbers; the pretraining corpus's retry
+    documents take their feedback from it, so it is worded as evaluation words it."""
     if formula is None or not formula.strip():
         return _verdict(Outcome.FORMAT_ERROR, REWARDS["format_error"], formula, "no formula was found in your answer")
     if len(formula) > MAX_FORMULA_CHARS:
@@ -277,7 +302,7 @@ def verify_formula(formula: str | None, cards: list[str], rule: str, target: int
     if illegal:
         shown = sorted(set(illegal))[:10]
         return _verdict(Outcome.ILLEGAL_FORMULA, REWARDS["syntax"], formula, f"the formula has illegal characters: {shown}")
-    numbers = hand_numbers(cards, rule)
+    numbers = list(numbers)
     syntax, complete = syntax_problems(tokens)
     wrong = number_problems([int(t) for t in tokens if t.isdigit()], numbers)
     penalty = REWARDS["syntax"] * len(syntax) + REWARDS["number"] * len(wrong)

@@ -72,3 +72,74 @@ def test_solve_task_is_the_answer_wording_with_a_correct_formula():
         assert verify_formula(m.group(2), cards, "ood").correct, r["text"]
         seen.update(nums)
     assert {11, 12, 13} <= seen
+
+
+def _attempts(text: str) -> tuple[str, list[tuple[str, str]], str]:
+    """(head, [(failed reply, feedback reason)], last reply) of a retry document."""
+    head, *rest = text.split("Answer:")
+    pieces = [p for p in rest]
+    failed = []
+    for piece in pieces[:-1]:
+        reply, feedback, tail = piece.split("\n")
+        assert tail == "" and feedback.startswith("You failed this trial because ")
+        failed.append((reply, feedback[len("You failed this trial because "):]))
+    return head, failed, pieces[-1]
+
+
+def test_retry_read_feedback_is_the_verifiers_on_the_misread_numbers():
+    """retry_read: the task prompt, 1-4 wrong readings each followed by the verifier's own
+    feedback on those numbers (evaluation's retry layout), the right reading last; never a formula."""
+    from rlheals.task.cards import hand_numbers
+    from rlheals.task.verifier import number_problems
+
+    rows = build_corpus(CorpusOptions(size=300, seed=2, mix={"retry_read": 1.0}))
+    pat = re.compile(r"Rule: J=(\d+) Q=(\d+) K=(\d+)\. Cards: (.+)\. Make 24\.\n$")
+    lengths = set()
+    named = 0
+    for r in rows:
+        assert "formula" not in r["text"]
+        head, failed, last = _attempts(r["text"])
+        m = pat.match(head)
+        assert m, head
+        j, q, k = (int(x) for x in m.groups()[:3])
+        values = {"J": j, "Q": q, "K": k}
+        cards = m.group(4).split()
+        right = [values[c] if c in values else ("A23456789".index(c) + 1 if c != "10" else 10) for c in cards]
+        assert last == " numbers: " + " ".join(map(str, right))
+        assert 1 <= len(failed) <= 4
+        lengths.add(len(failed))
+        for reply, reason in failed:
+            wrong = [int(x) for x in reply.removeprefix(" numbers: ").split()]
+            assert wrong != right and reason == "; ".join(number_problems(wrong, right))
+            named += any(str(values[c]) in reason for c in cards if c in values and values[c] != 10)
+        if cards and all(c not in values for c in cards):
+            assert hand_numbers(cards, "id") == right
+    assert lengths == {1, 2, 3, 4} and named > 50  # feedback names a face card's stated value often
+
+
+def test_retry_solve_ends_with_a_correct_formula_after_real_feedback():
+    """retry_solve: failed formulas over bare numbers, each with the verifier's verdict on
+    them as feedback, then a formula the verifier accepts; no cards and no rule."""
+    from rlheals.data.tokenizer import build_tokenizer
+    from rlheals.task.verifier import verify_numbers
+
+    tok = build_tokenizer()
+    rows = build_corpus(CorpusOptions(size=300, seed=3, mix={"retry_solve": 1.0}))
+    kinds = set()
+    longest = 0
+    for r in rows:
+        assert "Rule" not in r["text"] and "Cards" not in r["text"]
+        head, failed, last = _attempts(r["text"])
+        assert head == ""
+        m = re.fullmatch(r" numbers: ([\d ]+) formula: (.+)=24", last)
+        nums = [int(x) for x in m.group(1).split()]
+        assert verify_numbers(m.group(2), nums).correct
+        for reply, reason in failed:
+            f = re.fullmatch(r" numbers: ([\d ]+) formula: (.+)=24", reply)
+            assert f.group(1) == m.group(1)
+            verdict = verify_numbers(f.group(2), nums)
+            assert not verdict.correct and verdict.reason == reason
+            kinds.add(verdict.outcome.value)
+        longest = max(longest, len(tok(r["text"])["input_ids"]))
+    assert {"wrong_value", "wrong_numbers"} <= kinds
+    assert longest <= 256  # the default pretraining block holds the longest document

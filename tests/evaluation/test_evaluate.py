@@ -189,3 +189,31 @@ def test_wilson_and_tests():
     assert compare_rates(0, 50, 0, 50).sign == 0
     assert compare_gains((30, 100, 10, 100), (10, 100, 10, 100)).sign == 1
     assert compare_gains((11, 100, 10, 100), (10, 100, 10, 100)).sign == 0
+
+
+def test_rescue_columns_count_hands_solved_after_attempt_one():
+    """Rescue rate and the share of rescues after feedback that named a face card's value,
+    from the verifier's own verdicts on written-out episodes."""
+    from rlheals.evaluation.evaluate import named_values, rescue_columns
+
+    def tries(cards, rule, *replies):
+        return [(r, verify(r, cards, rule)) for r in replies]
+
+    king = ["K", "2", "2", "A"]  # ood: 13 2 2 1
+    records = [{"cards": king, "rule": "ood"}] * 4 + [{"cards": ["4", "6", "A", "A"], "rule": "ood"}] * 2
+    history = [
+        tries(king, "ood", "formula: 13*2-2*1"),  # solved at attempt 1: not a rescue candidate
+        tries(king, "ood", "formula: (10+2)*2*1", "formula: 13*2-2/1"),  # feedback names 13 ([13] unused)
+        tries(king, "ood", "formula: 13*2+2+1", "formula: 13*2-2*1"),  # feedback names no value (27)
+        tries(king, "ood", "formula: (10+2)*2*1", "formula: (10+2)*2*1"),  # failed throughout
+        tries(["4", "6", "A", "A"], "ood", "formula: 4+6+1+1", "formula: 4*6*1*1"),  # no face card: never named
+        tries(["4", "6", "A", "A"], "ood", "formula: 4+6"),
+    ]
+    assert named_values(history[1][0][1].reason) == {10, 13}
+    row = rescue_columns(records, history)
+    assert (row["rescue_n"], row["rescued"], row["rescued_named"]) == (5, 3, 1)
+    assert row["rescue_rate"] == pytest.approx(3 / 5)
+    assert (row["rescue_ci_low"], row["rescue_ci_high"]) == pytest.approx(wilson(3, 5))
+    assert row["rescue_named_share"] == pytest.approx(1 / 3)
+    one = rescue_columns(records[:1], history[:1])  # nothing failed: rates are undefined, not 0
+    assert one["rescue_n"] == 0 and one["rescue_rate"] != one["rescue_rate"]

@@ -81,3 +81,30 @@ def test_skill_panels_beside_success(tmp_path, monkeypatch):
     plots.sft_curves(_table(1), None, tmp_path / "c.png")
     assert len(drawn["c.png"]) == 1
     plt.close("all")
+
+
+def test_rescue_panels_beside_success(tmp_path, monkeypatch):
+    """With several attempts and the rescue columns, the SFT and the RL figures get a rescue
+    panel whose lines carry the rescue rates (ID and OOD, after SFT and after RL)."""
+    drawn = {}
+    real = plots._save
+
+    def save(fig, path):
+        drawn[path.name] = {ax.get_title(): [[round(v, 6) for v in l.get_ydata()] for l in ax.get_lines()]
+                            for ax in fig.axes}
+        real(fig, path)
+
+    monkeypatch.setattr(plots, "_save", save)
+    table = _table(5)
+    rate = {("base", "id"): 0.0, ("base", "ood"): 0.0, ("sft-10", "id"): 0.25, ("sft-10", "ood"): 0.125,
+            ("rl-ppo-10-4", "id"): 0.5, ("rl-ppo-10-4", "ood"): 0.375}
+    table["rescue_rate"] = [rate[(c, s)] for c, s in zip(table["checkpoint"], table["split"])]
+    table["rescue_ci_low"], table["rescue_ci_high"] = table["rescue_rate"] / 2, table["rescue_rate"] + 0.1
+    plots.sft_curves(table, None, tmp_path / "a.png")
+    plots.rl_forks(table, tmp_path / "b.png")
+    title = "The feedback channel: hands failed at attempt 1 and solved by attempt 5"
+    assert [0.0, 12.5] in drawn["a.png"][title] and [0.0, 25.0] in drawn["a.png"][title]
+    assert [37.5] in drawn["b.png"][title] and [50.0] in drawn["b.png"][title]
+    plots.sft_curves(_table(5), None, tmp_path / "c.png")  # no rescue columns: no panel
+    assert title not in drawn["c.png"]
+    plt.close("all")

@@ -412,3 +412,26 @@ def test_references_select_best_last_and_rl_best():
         resolve("rl_best", {"rl_best": None})
     with pytest.raises(ValueError, match="expected"):
         resolve("best", refs)
+
+
+def test_f2_channel_line_reads_attempt_one_and_rescues():
+    """With several attempts, finding 2's second line gives per fork after the peak the OOD
+    change at attempt 1 and the rescue rate (failed at attempt 1, solved later) at its start
+    and end, each with its paired test; the value says the metric is within the attempts."""
+    ood = _rl({300: 0.26})
+    table, outcomes = _world({0: ood})
+    ids = outcomes[(0, "sft-300", "ood")].index
+    at1 = {key: pd.Series(np.arange(N) < int(round(0.15 * N)), index=ids) if key[1] in ("sft-300", "rl-grpo-300-100")
+           else series for key, series in outcomes.items()}
+    card = build(table, LOSS, None, [], _refs(ood, "val_ood"), outcomes=outcomes, outcomes_at_1=at1, attempts=5)
+    row = card[card["finding"] == 2].iloc[0]
+    assert row["value"].startswith("success within 5 attempts: ")
+    line = row["skill"]
+    assert line.startswith("CHANNEL (within 5 vs attempt 1")
+    # start: 80 - 60 = 20 of 340 failed at attempt 1 rescued; end: 104 - 60 = 44 of 340
+    assert "OOD rescue 5.9% " in line and "(20/340) -> 12.9% " in line and "(44/340)" in line
+    assert "grpo from 300: OOD at attempt 1 +0.0 pt, 0 vs 0 discordant" in line
+    assert "rescued hands +6.0 pt, 24 vs 0 discordant" in line
+    one = build(table, LOSS, None, [], _refs(ood, "val_ood"), outcomes=outcomes)  # one attempt: no line
+    assert one.loc[one["finding"] == 2, "skill"].iloc[0] == ""
+    assert "channel:" in format_table(card)

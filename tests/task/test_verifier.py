@@ -71,6 +71,13 @@ TABLE = [
     ("Sure! A formula that works is below.\n\n**Formula:** `(10 + 2) * 2 * 1 = 24`", KING, "id", "correct", 5),
     ("To find a formula, I combine the numbers.\nFormula: (10+2)*2*1", KING, "id", "correct", 5),
     ("The formula uses 10, 2, 2 and 1.\n- formula: $(10+2)*2*1$", KING, "id", "correct", 5),
+    # a plain statement is read as the formula it states; the formula itself stays strict
+    ("I think the formula is (10+2)*2*1.", KING, "id", "correct", 5),
+    ("The formula would be (10+2)*2*1, which makes 24.", KING, "id", "correct", 5),
+    ("Here is a formula that works: formula: (10+2)*2*1", KING, "id", "correct", 5),
+    ("I think the formula is 10*2+2+1.", KING, "id", "wrong_value", -1),
+    ("I think the formula is 10*2+2+2.5.", KING, "id", "illegal_formula", -3),  # a decimal point is not prose
+    ("The formula is (10+2)*2*1 so it works", KING, "id", "illegal_formula", -3),  # no sentence end: kept
     ("Let me think about a formula step by step.", KING, "id", "illegal_formula", -3),  # prose only: graded, not parsed as a hit
     # no formula at all
     ("I think the answer is 24.", KING, "id", "format_error", -3),
@@ -176,3 +183,15 @@ def test_reward_fn_accepts_strings_and_chat_messages():
     assert fn.__name__ == "gp_paper_reward"
     with pytest.raises(ValueError, match="reward kind"):
         make_reward_fn("dense")
+
+
+def test_verify_numbers_is_verify_formula_on_read_cards():
+    """The corpus's retry documents take their feedback from verify_numbers: the same text."""
+    from rlheals.task.verifier import verify_formula, verify_numbers
+
+    for formula in ["(10+2)*2*1", "13*2-2+1", "10*2+2+2", "(10+2", "10x2", "", "1+" * 200 + "1"]:
+        for cards, rule in [(KING, "id"), (KING, "ood")]:
+            from rlheals.task.cards import hand_numbers
+
+            a, b = verify_formula(formula, cards, rule), verify_numbers(formula, hand_numbers(cards, rule))
+            assert a == b

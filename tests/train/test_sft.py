@@ -98,7 +98,7 @@ MICRO = {
     "pretrain": {"corpus_size": 200, "steps": 2, "batch_size": 4, "max_length": 32},
     "data": {"sft_size": 40, "heldout_size": 4, "rl_size": 8, "eval_size": 4},
     "sft": {"steps": [2], "batch_size": 4, "save_every": 2, "eval_every": 2},
-    "rl": {"fork_from": [2], "algorithms": ["grpo"], "steps": 2, "save_every": 1, "batch_size": 2,
+    "rl": {"fork_from": [2], "algorithms": ["grpo"], "attempts": 1, "steps": 2, "save_every": 1, "batch_size": 2,
            "num_generations": 2, "max_completion_length": 8},
 }
 TRAINING_RULES = {"pretrain_corpus", "prepare_data", "base_model", "sft", "rl"}

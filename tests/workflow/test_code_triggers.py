@@ -33,8 +33,9 @@ EXPECTED = {
     "setup.py": SVD,
     "rlheals/svd/edits.py": {"edit"},                       # only the edit script runs it
     # aggregate_eval runs evaluation.evaluate.aggregate: that module imports the verifier
-    # at the top and train.models (checks, tokenizer) lazily
-    "rlheals/task/verifier.py": {"evaluate", "aggregate_eval", "rl"},
+    # at the top and train.models (checks, tokenizer) lazily; the corpus's retry documents
+    # take their feedback from it
+    "rlheals/task/verifier.py": {"evaluate", "aggregate_eval", "rl", "pretrain_corpus"},
     "rlheals/evaluation/stats.py": {"evaluate", "aggregate_eval", "scorecard"},
     "rlheals/data/tokenizer.py": {"base_model", "sft", "sft_losses", "rl", "evaluate", "aggregate_eval"},
     "rlheals/checks.py": {"base_model", "sft", "sft_losses", "rl", "evaluate", "aggregate_eval"},

@@ -262,6 +262,7 @@ def test_rl_algorithm_names_come_from_one_list():
     assert "ppo" in ALGORITHMS
     cfg = smoke_config()
     cfg["rl"]["algorithms"] = list(ALGORITHMS)
+    cfg["rl"]["attempts"] = 1  # rloo is single-turn
     cfg["edits"][2]["target"] = "rl-ppo-10-4"
     rc.validate(cfg)
     assert parse_ckpt("rl-ppo-10-4")["rl_algo"] == "ppo"
