@@ -30,7 +30,14 @@ COPIED = {
     "results/tables/references.json": "references.json",
 }
 # What a row of the published success table shows: (column of eval.csv's split, label).
-SHOWN = [("id", "unseen", "ID unseen"), ("id", "seen", "ID seen"), ("id", None, "ID all"), ("ood", None, "OOD")]
+SHOWN = [("id", "unseen", "ID unseen"), ("id", "seen", "ID seen"), ("id", None, "ID all"), ("ood", None, "OOD"),
+         ("ood", "at_1", "OOD at attempt 1"), ("id", "rescue", "ID rescue"), ("ood", "rescue", "OOD rescue")]
+#: Columns of a part that is not a seen/unseen subset: (successes, hands, rate, ci low, ci high).
+PART_COLUMNS = {
+    None: ("successes", "n", "success_rate", "ci_low", "ci_high"),
+    "at_1": ("successes_at_1", "n", "success_rate_at_1", "ci_low_at_1", "ci_high_at_1"),
+    "rescue": ("rescued", "rescue_n", "rescue_rate", "rescue_ci_low", "rescue_ci_high"),
+}
 
 
 def _pct(x: float) -> str:
@@ -45,8 +52,11 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-def _rate_columns(part: str | None) -> tuple[str, str, str]:
-    return ("successes", "n", "success_rate") if part is None else (f"{part}_successes", f"{part}_n", f"{part}_rate")
+def _rate_columns(part: str | None) -> tuple[str, str, str, str, str]:
+    """(successes, hands, rate, ci low, ci high) columns of a part of a split."""
+    if part in PART_COLUMNS:
+        return PART_COLUMNS[part]
+    return (f"{part}_successes", f"{part}_n", f"{part}_rate", f"{part}_ci_low", f"{part}_ci_high")
 
 
 def eval_rows(eval_csv: Path) -> pd.DataFrame:
@@ -61,19 +71,23 @@ def eval_rows(eval_csv: Path) -> pd.DataFrame:
     for ckpt, rows in table.groupby("checkpoint", sort=False):
         row = {"checkpoint": ckpt}
         for split, part, label in SHOWN:
-            k_col, n_col, rate_col = _rate_columns(part)
+            k_col, n_col, rate_col, low_col, high_col = _rate_columns(part)
             sub = rows[rows["split"] == split].sort_values("seed")
             if sub.empty or k_col not in sub or sub[n_col].fillna(0).eq(0).all():
                 continue
+            if part in ("at_1", "rescue") and int(sub["attempts"].max()) <= 1:
+                continue  # one attempt: attempt 1 is the success itself, and nothing is rescued
             if len(seeds) == 1:
                 r = sub.iloc[0]
-                low, high = (r["ci_low"], r["ci_high"]) if part is None else (r[f"{part}_ci_low"], r[f"{part}_ci_high"])
+                low, high = r[low_col], r[high_col]
                 row[label] = f"{_pct(r[rate_col])} [{_pct(low)}, {_pct(high)}] ({int(r[k_col])}/{int(r[n_col])})"
             else:
                 rates = sub[rate_col]
-                counts = " ".join(f"{int(k)}" for k in sub[k_col])
-                row[label] = (f"{_pct(rates.mean())} ({_pct(rates.min())}-{_pct(rates.max())}) "
-                              f"[{counts} of {int(sub[n_col].iloc[0])}]")
+                if sub[n_col].nunique() == 1:
+                    counts = " ".join(f"{int(k)}" for k in sub[k_col]) + f" of {int(sub[n_col].iloc[0])}"
+                else:  # rescue: each seed has its own failed hands
+                    counts = " ".join(f"{int(k)}/{int(n)}" for k, n in zip(sub[k_col], sub[n_col]))
+                row[label] = f"{_pct(rates.mean())} ({_pct(rates.min())}-{_pct(rates.max())}) [{counts}]"
         out.append(row)
     return pd.DataFrame(out).fillna("")
 
@@ -85,7 +99,7 @@ def spread_line(eval_csv: Path) -> str:
         return ""
     widest = []
     for split, part, label in SHOWN:
-        k_col, n_col, rate_col = _rate_columns(part)
+        k_col, n_col, rate_col, _, _ = _rate_columns(part)
         sub = table[table["split"] == split]
         if rate_col not in sub:
             continue
@@ -169,7 +183,9 @@ def summary(run: Path, note: str = "", title: str = "Results of the default run"
         ("Percent, Wilson interval, successes/hands." if n_seeds == 1 else
          "Percent: mean over seeds (min-max over seeds) [each seed's successes of the hands]."),
         "ID unseen: problems (numbers under the rule) no SFT or RL hand has; ID seen: problems a training hand has "
-        "(the paper's ID setting); OOD problems are never trained on.",
+        "(the paper's ID setting); OOD problems are never trained on. Success is within the evaluation's attempts "
+        "(the paper's metric); with several attempts, OOD at attempt 1 beside it, and the rescue rate: hands failed "
+        "at attempt 1 and solved at a later one, of those failed at attempt 1 (k = rescued, of the failed hands).",
         "",
         _markdown(eval_rows(eval_csv)),
         "",

@@ -173,7 +173,7 @@ def _rescue_axes(ax, rows: pd.DataFrame) -> None:
     attempts = _multi_attempt(rows)
     ax.set_ylabel("rescue rate (%)\n(of hands failed at attempt 1)")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"The feedback channel: hands failed at attempt 1 and solved by attempt {attempts}", fontsize=9)
+    ax.set_title(f"Feedback channel: failed at attempt 1, solved by {attempts}", fontsize=9)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, loc="best")
 

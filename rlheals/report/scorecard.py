@@ -755,7 +755,7 @@ def build(eval_table: pd.DataFrame, loss_table=None, analysis_table=None, edits=
         verdict, value = rule(card, order)
         per_seed = {s: rule(card, [s])[0] for s in order} if len(order) > 1 else {order[0]: verdict}
         rows.append({"finding": i, "claim": CLAIMS[i], "verdict": verdict, "seeds": _seed_summary(per_seed),
-                     "value": (f"success within {card.attempts} attempts: " if card.attempts > 1 else "") + value,
+                     "value": (f"success within {card.attempts} attempts: " if card.attempts > 1 and i < 4 else "") + value,
                      "skill": _skill_text(card, order) if i == 1 else channel2(card, order) if i == 2 else "",
                      "chosen_on": _chooser_text(card, i), "figure": FIGURES[i]})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -102,7 +102,7 @@ def test_rescue_panels_beside_success(tmp_path, monkeypatch):
     table["rescue_ci_low"], table["rescue_ci_high"] = table["rescue_rate"] / 2, table["rescue_rate"] + 0.1
     plots.sft_curves(table, None, tmp_path / "a.png")
     plots.rl_forks(table, tmp_path / "b.png")
-    title = "The feedback channel: hands failed at attempt 1 and solved by attempt 5"
+    title = "Feedback channel: failed at attempt 1, solved by 5"
     assert [0.0, 12.5] in drawn["a.png"][title] and [0.0, 25.0] in drawn["a.png"][title]
     assert [37.5] in drawn["b.png"][title] and [50.0] in drawn["b.png"][title]
     plots.sft_curves(_table(5), None, tmp_path / "c.png")  # no rescue columns: no panel

@@ -13,7 +13,20 @@ STACKS = [
     ["configs/reproduce.yaml"],
     ["configs/smollm2.yaml"],
     ["configs/smollm2.yaml", "configs/smollm2_gpu.yaml"],
+    ["configs/ablation_no_retry.yaml"],
+    ["configs/ablation_single_turn_rl.yaml"],
 ]
+
+
+def test_ablations_change_only_their_key():
+    """An ablation must keep the data (the hands it is paired on) and change one thing."""
+    base = load(ROOT / "config.yaml", [])
+    corpus = load(ROOT / "config.yaml", [ROOT / "configs/ablation_no_retry.yaml"])
+    assert corpus["pretrain"]["mix"]["retry_read"] == corpus["pretrain"]["mix"]["retry_solve"] == 0
+    assert {k: v for k, v in corpus.items() if k != "pretrain"} == {k: v for k, v in base.items() if k != "pretrain"}
+    single = load(ROOT / "config.yaml", [ROOT / "configs/ablation_single_turn_rl.yaml"])
+    assert single["rl"]["attempts"] == 1 and base["rl"]["attempts"] == 5
+    assert {k: v for k, v in single["rl"].items() if k != "attempts"} == {k: v for k, v in base["rl"].items() if k != "attempts"}
 
 
 def test_every_shipped_config_is_in_a_stack():
