@@ -41,9 +41,9 @@ do not edit by hand (a test fails when this page and the schema disagree).
 `make run SNAKEMAKE_ARGS="--configfile my.yaml"`. `configs/` holds other experiments
 (`smollm2.yaml`, `smollm2_gpu.yaml`).
 
-**Columns.** *config.yaml* is the value the default experiment sets; *unset* is the schema's
-default, used when a config leaves the key out (shown only where it differs). *Reruns*
-names the rules whose params or inputs read the key: changing it reruns their jobs and
+**Reading a key.** Each key shows the value `config.yaml` (the default experiment) sets, the values it
+allows and, where it differs, the schema's default (*unset*), used when a config leaves
+the key out. *Reruns* names the rules whose params or inputs read the key: changing it reruns their jobs and
 everything that depends on their outputs. Keys marked *selects jobs* decide which jobs
 exist (an SFT length, a fork, a seed): adding a value schedules only the new jobs and the
 tables that collect them. A key no rule reads (threads, GPUs per job, kept states) changes
@@ -153,6 +153,8 @@ def _allowed(node: dict, schema: dict) -> str:
         if t == "array":
             items = _resolve(node.get("items", {}), schema)
             inner = _allowed(items, schema) if items else "values"
+            if items.get("enum"):
+                inner = ", ".join(f"`{v}`" for v in items["enum"])
             if items.get("type") == "object":
                 inner = "mappings"
             parts.append(f"list of {inner}" if inner else "list")
@@ -329,6 +331,34 @@ def _lookup(cfg, path: str):
     return node
 
 
+def _entry(path: str, node: dict, schema: dict, cfg: dict, reads: dict, select: set) -> str:
+    """One key as a list item: name, value in config.yaml (and the schema's default where
+    it differs), allowed values, meaning, the rules that rerun."""
+    allowed = _allowed(node, schema)
+    if "[]" in path:
+        parent = path.rsplit("[]", 1)[0]
+        required = _resolve(dict(iter_keys(schema))[parent], schema)["items"].get("required", [])
+        value = "required" if path.rsplit(".", 1)[1] in required else "optional"
+        head = f"**`{path}`** ({value}; {allowed})"
+    elif node.get("type") == "object" and "properties" in node:
+        head = f"**`{path}`**, a mapping of the keys below"
+    else:
+        value = _lookup(cfg, path)
+        shown = "not set in config.yaml" if value is KeyError else f"= {_fmt(value)}"
+        default = node.get("default", KeyError)
+        extra = ""
+        if default is not KeyError and default != value and not isinstance(default, dict):
+            extra = f"; unset: {_fmt(default)}"
+        head = f"**`{path}`** {shown} ({allowed}{extra})"
+    meaning = " ".join((node.get("description") or "").split()).rstrip(".")
+    meaning = f": {meaning}." if meaning else "."
+    hit = rules_reading(path, reads)
+    rerun = ", ".join(f"`{r}`" for r in hit) if hit else "none"
+    if path in select:
+        rerun = "selects jobs; " + rerun
+    return f"- {head}{meaning} *Reruns:* {rerun}."
+
+
 def render(schema: dict | None = None, config_path: Path | None = None, rules_dir: Path | None = None) -> str:
     schema = schema or load_schema()
     cfg = yaml.safe_load((config_path or ROOT / "config.yaml").read_text())
@@ -351,29 +381,13 @@ def render(schema: dict | None = None, config_path: Path | None = None, rules_di
         if section in SECTION_LINKS:
             text += f". More in {SECTION_LINKS[section]}."
         out.append(text + "\n")
-        out.append("| key | config.yaml | allowed | meaning | reruns |\n|---|---|---|---|---|")
+        if head and head.get("type") == "array" and isinstance(cfg.get(section), list):
+            entries = [f"`{_fmt(e)[1:-1]}`" for e in cfg[section]]
+            out.append(f"`config.yaml` sets {len(entries)}:\n\n" + "\n".join(f"- {e}" for e in entries) + "\n\nEach entry's keys:\n")
         for path, node in rows:
             if section and path == section:
                 continue
-            value = _lookup(cfg, path)
-            shown = "(not set)" if value is KeyError else _fmt(value)
-            if node.get("type") == "object" and "properties" in node:
-                shown = "(keys below)"
-            default = node.get("default", KeyError)
-            if default is not KeyError and default != value and "[]" not in path and not isinstance(default, dict):
-                shown += f"; unset: {_fmt(default)}"
-            if "[]" in path:
-                parent = path.rsplit("[]", 1)[0]
-                parent_node = _resolve(dict(iter_keys(schema))[parent], schema)
-                required = parent_node["items"].get("required", [])
-                shown = "required" if path.rsplit(".", 1)[1] in required else "optional"
-            meaning = (node.get("description") or "").strip().replace("|", "\\|").replace("\n", " ")
-            hit = rules_reading(path, reads)
-            rerun = ", ".join(f"`{r}`" for r in hit) if hit else "none"
-            if path in select:
-                rerun = "selects jobs; " + rerun
-            allowed = _allowed(node, schema).replace("|", "\\|")
-            out.append(f"| `{path}` | {shown} | {allowed} | {meaning} | {rerun} |")
+            out.append(_entry(path, node, schema, cfg, reads, select))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
