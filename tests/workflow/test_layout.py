@@ -15,7 +15,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[2] / "rlheals"
 # rank of each stage; a module may import its own stage, lower stages and the top-level helpers
 ORDER = ["task", "data", "train", "evaluation", "svd", "report"]
-FOUNDATION = {"atomic", "checks", "checkpoints", "config", "gpus", "resources"}
+FOUNDATION = {"atomic", "checks", "checkpoints", "config", "docs_config", "gpus", "resources"}
 
 
 def _module_name(path: Path) -> str:
