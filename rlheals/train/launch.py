@@ -13,9 +13,11 @@ the launching process holds it for them (`LOCK_HELD_ENV`). So the rules stay thi
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rlheals.train import preempt
 from rlheals.train.common import LOCK_HELD_ENV, LOG, setup_logging
 
 #: Set in every launched process (the training functions then train instead of launching).
@@ -71,10 +74,29 @@ def launch(function: str, args: list[Any], opts: Any, run_dir: Path, processes: 
     cmd = launch_command(job_file, processes, _free_port())
     LOG.info("launching %d training processes: %s", processes, " ".join(cmd))
     out = sys.stdout if _has_fileno(sys.stdout) else None  # the job's log file (setup_logging)
+    preempt.install()
     try:
-        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+        # Its own session, so that a stop signal reaches it once, from here: the signal is
+        # forwarded as SIGTERM (torchrun's agent passes SIGTERM on to the workers; its
+        # default action on SIGUSR1 would end it before they save).
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                start_new_session=True)
+        forwarded = False
+        while proc.poll() is None:
+            if preempt.received() and not forwarded:
+                LOG.warning("forwarding the stop signal to the %d training processes", processes)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                forwarded = True
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)
     finally:
         Path(job_file).unlink(missing_ok=True)
+    if proc.returncode != 0 and preempt.received():
+        from rlheals.train.common import complete_checkpoints
+
+        saved = max(complete_checkpoints(run_dir), default=0)
+        raise preempt.Stopped(f"{function} in {processes} processes", saved, run_dir)
     if proc.returncode != 0:
         raise RuntimeError(f"{function} in {processes} processes failed (exit status {proc.returncode}); "
                            "see the log above for the failing process")

@@ -409,10 +409,16 @@ class PPOTrainer:
 
     def train(self, to_step: int) -> None:
         """Update until `to_step`, saving every `save_every` updates and at `to_step`."""
+        from rlheals.train import preempt
+
+        preempt.install()
         while self.step < to_step:
             self.update()
-            if self.step % self.opts.save_every == 0 or self.step == to_step:
+            stop = self.step < to_step and preempt.stop_requested(self.step)
+            if stop or self.step % self.opts.save_every == 0 or self.step == to_step:
                 self.save()
+            if stop:
+                raise preempt.Stopped("PPO", self.step, self.run_dir)
 
 
 # ---------------------------------------------------------------- the workflow's entry point

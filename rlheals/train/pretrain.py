@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from rlheals.atomic import atomic_path, read_jsonl, write_csv
+from rlheals.train import preempt
 from rlheals.train.models import build_tiny_model, dtype_for, resolve_device, save_model
 from rlheals.data.tokenizer import build_tokenizer
 from rlheals.train.common import (
@@ -95,9 +96,12 @@ def heldout_loss(model, blocks: torch.Tensor, device: str, bs: int = 64) -> floa
     return total / len(blocks)
 
 
-def _save_state(path: Path, model, optim, step: int, log: list[dict]) -> None:
+def _save_state(path: Path, model, optim, step: int, log: list[dict], window: tuple[float, int] = (0.0, 0)) -> None:
+    """The full state, atomically; `window` is the running loss sum and count since the
+    last log row (non-zero only for a stop between log rows, so the resumed log matches)."""
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optim": optim.state_dict(), "step": step, "log": log}, tmp)
+        torch.save({"model": model.state_dict(), "optim": optim.state_dict(), "step": step, "log": log,
+                    "window": list(window)}, tmp)
 
 
 def run_key(model_cfg: dict, corpus_path: str, opts: PretrainOptions, device: str) -> dict:
@@ -126,24 +130,26 @@ def pretrain(model_cfg: dict, corpus_path: str, out_dir: str, table_path: str, r
         model = build_tiny_model(model_cfg, tok, opts.seed).to(device)
         optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.01)
         state_file = run_dir / "state.pt"
-        step, log = 0, []
+        step, log, window = 0, [], (0.0, 0)
         if state_file.is_file():
             state = torch.load(state_file, map_location=device, weights_only=False)
             model.load_state_dict(state["model"])
             optim.load_state_dict(state["optim"])
             step, log = state["step"], state["log"]
+            window = tuple(state.get("window", (0.0, 0)))
             LOG.info("resuming pretraining at step %d from %s", step, state_file)
         LOG.info("pretraining %d params on %d blocks x %d tokens (%d held out), %s",
                  sum(p.numel() for p in model.parameters()), len(train), opts.max_length, n_held, device)
-        _loop(model, optim, train, held, device, opts, step, log, state_file)
+        _loop(model, optim, train, held, device, opts, step, log, state_file, window)
         save_model(model.to(torch.float32), tok, out_dir)
         write_csv(table_path, pd.DataFrame(log))
 
 
-def _loop(model, optim, train, held, device, opts, step, log, state_file) -> None:
+def _loop(model, optim, train, held, device, opts, step, log, state_file, window=(0.0, 0)) -> None:
+    preempt.install()
     model.train()
     amp = torch.autocast("cuda", dtype=dtype_for(device)) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
-    t0, running, count = time.time(), 0.0, 0
+    t0, (running, count) = time.time(), (float(window[0]), int(window[1]))
     while step < opts.steps:
         for group in optim.param_groups:
             group["lr"] = lr_at(step, opts)
@@ -164,5 +170,8 @@ def _loop(model, optim, train, held, device, opts, step, log, state_file) -> Non
             LOG.info("step %d/%d loss %.4f heldout %.4f lr %.2e (%.3f s/step)", step, opts.steps, row["train_loss"],
                      row["heldout_loss"], row["lr"], (time.time() - t0) / count)
             running, count, t0 = 0.0, 0, time.time()
+        if step < opts.steps and preempt.stop_requested(step):
+            _save_state(state_file, model, optim, step, log, (running, count))
+            raise preempt.Stopped("pretraining", step, state_file)
         if step % opts.save_every == 0 and step < opts.steps:
             _save_state(state_file, model, optim, step, log)

@@ -27,6 +27,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from rlheals.atomic import atomic_path, read_jsonl, write_csv
+from rlheals.train import preempt
 from rlheals.train.models import load_tokenizer, resolve_device
 from rlheals.train.sft import PruneStates, _MarkComplete
 from rlheals.train.common import (
@@ -213,6 +214,7 @@ def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, devi
         reward_funcs = episode_reward_fns(opts.reward)
     else:
         reward_funcs = [make_reward_fn(opts.reward), make_reward_fn("binary")]
+    stop = preempt.trainer_callback()
     trainer = trainer_cls(
         model=AutoModelForCausalLM.from_pretrained(start_dir, dtype="float32"),
         reward_funcs=reward_funcs,
@@ -220,10 +222,12 @@ def _train_to(target: int, start_dir: str, prompts: Dataset, run_dir: Path, devi
         train_dataset=prompts,
         processing_class=load_tokenizer(start_dir, padding_side="left"),
         callbacks=[_StepTimer(), _MarkComplete(), _ExportKept(keep or {}, start_dir),
-                   PruneStates(opts.compute.save_total_limit)],
+                   PruneStates(opts.compute.save_total_limit), stop],
         **extra,
     )
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    if stop.stopped_at is not None and stop.stopped_at < target:
+        raise preempt.Stopped(opts.algo.upper(), stop.stopped_at, run_dir)
 
 
 def train_rl(start_dir: str, prompts_path: str, keep_steps: list[int], out_dirs: list[str], table_path: str,

@@ -24,6 +24,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from rlheals.atomic import atomic_path, read_jsonl, write_csv
+from rlheals.train import preempt
 from rlheals.train.models import load_tokenizer, resolve_device
 from rlheals.train.common import (
     LOG,
@@ -203,15 +204,18 @@ def _train_to(base_dir: str, data: dict[str, str], target: int, run_dir: Path, d
     LOG.info("SFT to step %d from %s (run %s)", target, f"step {start}" if ckpt else "the base model", run_dir)
     seed_all(opts.seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="float32")
+    stop = preempt.trainer_callback()
     trainer = SFTTrainer(
         model=model,
         args=_config(run_dir, target, device, opts),
         train_dataset=load_pairs(data["train"]),
         eval_dataset={"id": load_pairs(data["heldout_id"]), "ood": load_pairs(data["heldout_ood"])},
         processing_class=load_tokenizer(base_dir, padding_side="right"),
-        callbacks=[_MarkComplete(), PruneStates(opts.compute.save_total_limit)],
+        callbacks=[_MarkComplete(), PruneStates(opts.compute.save_total_limit), stop],
     )
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    if stop.stopped_at is not None and stop.stopped_at < target:
+        raise preempt.Stopped("SFT", stop.stopped_at, run_dir)
 
 
 def export(model, tokenizer, history: list[dict], out_dir: str) -> None:

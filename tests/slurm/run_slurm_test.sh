@@ -12,7 +12,8 @@
 #
 # Environment: SLURM_TEST_SNAKEFILE (default: the repository's Snakefile) runs another
 # workflow instead; SLURM_TEST_TIMEOUT (s, default 900) bounds the workflow run;
-# SLURM_TEST_KEEP=1 keeps the temporary folders; VENV (default .venv) holds snakemake
+# SLURM_TEST_KEEP=1 keeps the temporary folders; SLURM_TEST_PREEMPT_ONLY=1 runs only the
+# time-limit test; SLURM_TEST_PREEMPT_STEPS (default 20000) is that SFT job's length; VENV (default .venv) holds snakemake
 # and snakemake-executor-plugin-slurm.
 #
 # Pitfalls handled here (see docs/cluster.md, "SLURM"): no accounting, so the
@@ -173,6 +174,8 @@ done
 case "$state" in idle*|mix*) ;; *) fail "node did not come up (state '$state')" ;; esac
 log "node is $state; sbatch check: $(sbatch --parsable --wrap true -o /dev/null) submitted"
 
+# SLURM_TEST_PREEMPT_ONLY=1 runs only the last part (a job stopped at its time limit).
+if [ "${SLURM_TEST_PREEMPT_ONLY:-0}" != 1 ]; then
 # ------------------------------------------------------------------ the workflow
 SMK=(snakemake --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" --directory "$WORK"
      --configfile "$ROOT/tests/configs/smoke.yaml" "$ROOT/tests/configs/smoke_rl.yaml"
@@ -253,3 +256,55 @@ grep -q "launching 2 training processes" "$MP_WORK"/logs/sft/s0-10.log \
   || fail "the SFT job did not run as 2 processes (see $MP_WORK/logs/sft/s0-10.log)"
 [ -f "$MP_WORK/results/s0/models/sft-10/config.json" ] || fail "the 2-process SFT job exported no model"
 log "PASS: SFT in 2 processes inside one SLURM job ($(( $(date +%s) - MP_START )) s)"
+fi
+
+# ------------------------------------------------------------------ a job stopped at its time limit
+# One SFT length whose work outlasts its SLURM time limit (3 minutes), with no periodic save
+# (save_every above the length): without the signal every step would be lost. The profile
+# asks SLURM for SIGTERM 60 s before the limit (--signal=TERM@60 here; 180 s in the
+# profile); the trainer saves at the next step boundary, requeues its own job (same id, no
+# Snakemake retry: --retries 0) and the requeued job resumes from the saved step. The same
+# length trained without SLURM, uninterrupted, in parallel, must give the same model bytes.
+PRE_WORK="$WORK-preempt"
+REF_WORK="$WORK-uninterrupted"
+mkdir -p "$PRE_WORK" "$REF_WORK"
+PRE_STEPS="${SLURM_TEST_PREEMPT_STEPS:-20000}"
+PRE_CFG="$PRE_WORK/long_sft.yaml"
+printf 'replicates: 1\nsft: {steps: [%s], save_every: 1000000, eval_every: 1000000}\nrl: {fork_from: [%s]}\n' \
+  "$PRE_STEPS" "$PRE_STEPS" >"$PRE_CFG"
+PRE_TARGET="results/s0/models/sft-$PRE_STEPS"
+PRE_START=$(date +%s)
+snakemake "$PRE_TARGET" --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" --directory "$REF_WORK" --cores 1 \
+  --configfile "$ROOT/tests/configs/smoke.yaml" "$PRE_CFG" >"$SLURM_DIR/log/uninterrupted.out" 2>&1 &
+REF_PID=$!
+set +e
+timeout -k 30 900 snakemake "$PRE_TARGET" --snakefile "${SLURM_TEST_SNAKEFILE:-$ROOT/Snakefile}" \
+  --directory "$PRE_WORK" --profile "$ROOT/profiles/slurm" --jobs 2 --max-threads "$CPUS" \
+  --default-resources slurm_partition=debug mem_mb=2000 runtime=30 \
+  --slurm-init-seconds-before-status-checks 5 --latency-wait 10 --retries 0 --slurm-keep-successful-logs \
+  --set-resources base_model:mem_mb=2000 sft:mem_mb=2000 sft:runtime=3 "sft:slurm_extra='--signal=TERM@60'" \
+  --configfile "$ROOT/tests/configs/smoke.yaml" "$PRE_CFG" >"$SLURM_DIR/log/preempt.out" 2>&1
+RC=$?
+wait "$REF_PID"
+REF_RC=$?
+set -e
+tail -n 5 "$SLURM_DIR/log/preempt.out"
+PRE_LOG="$PRE_WORK/logs/sft/s0-$PRE_STEPS.log"
+[ "$REF_RC" = 0 ] || { tail -n 20 "$SLURM_DIR/log/uninterrupted.out"; fail "the uninterrupted SFT run failed"; }
+[ "$RC" = 0 ] || { tail -n 30 "$PRE_LOG" 2>/dev/null; fail "the SFT job stopped at its time limit did not finish (rc $RC; log: $SLURM_DIR/log/preempt.out)"; }
+# The job's own log is rewritten when it runs again; each stop is recorded in the run folder.
+STOPS_FILE=$(ls "$PRE_WORK"/results/s0/train/sft/*/stops.log 2>/dev/null | head -n 1 || true)
+[ -n "$STOPS_FILE" ] || { tail -n 30 "$PRE_LOG"; fail "the SFT job recorded no stop on SLURM's signal (no stops.log)"; }
+sed 's/^/    /' "$STOPS_FILE"
+STOPS=$(wc -l <"$STOPS_FILE")
+SAVED=$(grep -oE "at step [0-9]+" "$STOPS_FILE" | grep -oE "[0-9]+" | tr '\n' ' ')
+LAST=$(grep -oE "at step [0-9]+" "$STOPS_FILE" | tail -n 1 | grep -oE "[0-9]+")
+[ "$(grep -c "requeued" "$STOPS_FILE")" = "$STOPS" ] && ! grep -q "not requeued" "$STOPS_FILE" \
+  || fail "a stopped SFT job did not requeue itself ($STOPS_FILE)"
+RESUMED=$(grep -oE "SFT to step $PRE_STEPS from step [0-9]+" "$PRE_LOG" | head -n 1 | grep -oE "[0-9]+$" || true)
+[ "$RESUMED" = "$LAST" ] || fail "the requeued job resumed from step '${RESUMED}', not from the step saved at the stop ($LAST)"
+REQUEUES=$(grep -c "Requeuing JobId=" "$SLURM_DIR/log/slurmctld.log" || true)
+A=$(sha256sum "$PRE_WORK/$PRE_TARGET/model.safetensors" | cut -c1-16)
+B=$(sha256sum "$REF_WORK/$PRE_TARGET/model.safetensors" | cut -c1-16)
+[ "$A" = "$B" ] || fail "the stopped-and-resumed SFT model ($A) differs from the uninterrupted one ($B)"
+log "PASS: SFT to $PRE_STEPS steps stopped by SLURM's signal $STOPS time(s) (saved at step(s) $SAVED), requeued $REQUEUES time(s) under the same job id, no retry spent; resumed from step $RESUMED (0 steps lost); final model = the uninterrupted run's (sha256 $A) ($(( $(date +%s) - PRE_START )) s)"
