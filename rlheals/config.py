@@ -79,7 +79,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"unknown config key {', '.join(repr(e) for e in extra)} {where}; allowed keys: {allowed}"
     expected = error.schema.get("description")
     msg = f"config key '{key}': {error.message}"
-    if expected and error.validator in ("pattern", "enum", "type"):
+    if expected and error.validator in ("pattern", "enum", "type", "anyOf", "oneOf"):
         msg += f" (expected: {expected})"
     return msg
 
@@ -94,8 +94,29 @@ def validate(config: dict, check_paths: bool = True) -> dict:
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
     _fill_defaults(schema, cfg, schema)
+    cfg["edits"] = expand_edits(cfg["edits"])
     check_semantics(cfg, check_paths=check_paths)
     return cfg
+
+
+def edit_suffix(k: int | float) -> str:
+    """Name suffix of one value of a k sweep: a share in thousandths (0.125 -> '125', 1.0 ->
+    '1000'), a count as 'k16'."""
+    return f"{round(1000 * k):03d}" if isinstance(k, float) else f"k{int(k)}"
+
+
+def expand_edits(edits: list[dict]) -> list[dict]:
+    """Edits with a list of k become one edit per value, named <name>-<suffix> and tagged
+    `sweep: <name>`, in the list's order; the others are kept as they are."""
+    out = []
+    for entry in edits:
+        if not isinstance(entry.get("k"), list):
+            out.append(entry)
+            continue
+        for k in entry["k"]:
+            one = {**entry, "k": k, "name": f"{entry['name']}-{edit_suffix(k)}", "sweep": entry["name"]}
+            out.append(one)
+    return out
 
 
 def cuda_available() -> bool:
@@ -167,17 +188,30 @@ def check_semantics(cfg: dict, check_paths: bool = True) -> None:
                 f"analysed matrix ({smallest}) of the tiny model"
             )
         for i, edit in enumerate(cfg["edits"]):
-            if edit["k"] > smallest:
+            if not isinstance(edit["k"], float) and edit["k"] > smallest:
                 problems.append(
-                    f"config key 'edits[{i}].k': {edit['k']} exceeds the rank of the smallest edited matrix ({smallest})"
+                    f"config key 'edits[{i}].k': {edit['k']} exceeds the rank of the smallest edited matrix "
+                    f"({smallest}; a share of each matrix's rank, e.g. 0.75, or 1.0 for full rank, fits every matrix)"
                 )
-            if "layers" in edit and edit["layers"][1] >= tiny["num_layers"]:
+            layers = edit.get("layers")
+            if isinstance(layers, list) and layers[1] >= tiny["num_layers"]:
                 problems.append(
-                    f"config key 'edits[{i}].layers': last layer {edit['layers'][1]} does not exist "
+                    f"config key 'edits[{i}].layers': last layer {layers[1]} does not exist "
                     f"(model.tiny.num_layers is {tiny['num_layers']})"
                 )
+            if isinstance(layers, str) and tiny["num_layers"] < 3:
+                problems.append(
+                    f"config key 'edits[{i}].layers': '{layers}' is a third of the layers, but model.tiny.num_layers "
+                    f"is {tiny['num_layers']} (thirds need at least 3)"
+                )
     for i, edit in enumerate(cfg["edits"]):
-        if "layers" in edit and edit["layers"][0] > edit["layers"][1]:
+        if isinstance(edit["k"], float) and not 0.0 < edit["k"] <= 1.0:
+            problems.append(
+                f"config key 'edits[{i}].k': {edit['k']} is a number, so a share of the rank, which must be in "
+                "(0, 1]; write a count as an integer (16, not 16.0)"
+            )
+        layers = edit.get("layers")
+        if isinstance(layers, list) and layers[0] > layers[1]:
             problems.append(f"config key 'edits[{i}].layers': expected [first, last] with first <= last")
     problems.extend(_edit_ref_problems(cfg))
     problems.extend(_edit_pair_problems(cfg["edits"]))
@@ -292,20 +326,29 @@ def replicate_seeds(cfg: dict) -> list[int]:
     return [int(cfg.get("seed", 0)) + i for i in range(int(reps))]
 
 
+def edit_key(edit: dict) -> tuple:
+    """What a directions and a values edit must share to be compared (scorecard finding 4):
+    donor, target, k (same type: a share is not a count), layers and matrices."""
+    layers = edit.get("layers")
+    return (edit["donor"], edit["target"], type(edit["k"]).__name__, edit["k"],
+            tuple(layers) if isinstance(layers, list) else layers, tuple(edit.get("matrices") or ()))
+
+
 def _edit_pair_problems(edits: list[dict]) -> list[str]:
-    """Every `values` edit needs a `directions` edit with the same donor, target and k: scorecard
-    finding 4 compares the two, and only at equal donor, target and k is that comparison fair."""
+    """Every `values` edit needs a `directions` edit with the same donor, target, k, layers and
+    matrices (`edit_key`): scorecard finding 4 compares the two, and only then is it fair."""
     dirs = [e for e in edits if e.get("kind") == "directions"]
     listed = ", ".join(f"'{e['name']}' ({e['donor']} -> {e['target']}, k {e['k']})" for e in dirs) or "none"
     problems = []
     for i, edit in enumerate(edits):
         if edit.get("kind") != "values":
             continue
-        if any((d["donor"], d["target"], d["k"]) == (edit["donor"], edit["target"], edit["k"]) for d in dirs):
+        if any(edit_key(d) == edit_key(edit) for d in dirs):
             continue
         problems.append(
             f"config key 'edits[{i}]': the values edit '{edit['name']}' ({edit['donor']} -> {edit['target']}, "
-            f"k {edit['k']}) needs a directions edit with the same donor, target and k, which scorecard finding 4 "
+            f"k {edit['k']}) needs a directions edit with the same donor, target, k, layers and matrices, which "
+            "scorecard finding 4 "
             f"compares it with; directions edits: {listed}"
         )
     return problems

@@ -96,9 +96,19 @@ SPLIT_DATA = {"id": "eval_id", "ood": "eval_ood", "val_id": "val_id", "val_ood":
 
 def eval_splits(ckpt):
     """Splits a checkpoint is evaluated on: the reported ones, plus validation for the
-    checkpoints a reference is chosen among (every SFT length, every fork's end)."""
+    checkpoints a reference is chosen among (every SFT length, every fork's end), plus the
+    OOD validation hands for the directions edits (scorecard finding 4 chooses the share of
+    the rank on them)."""
     chosen_among = set(sft_ckpt_ids()) | set(rl_ckpt_ids(False))
-    return REPORT_SPLITS + (VAL_SPLITS if ckpt in chosen_among else [])
+    if ckpt in chosen_among:
+        return REPORT_SPLITS + VAL_SPLITS
+    if ckpt in directions_edit_ids():
+        return REPORT_SPLITS + [SELECTION_SPLIT]
+    return REPORT_SPLITS
+
+
+def directions_edit_ids():
+    return {f"edit-{e['name']}" for e in config["edits"] if e["kind"] == "directions"}
 
 
 def trained_ckpt_ids():
@@ -232,8 +242,14 @@ def resolve_ckpt(name, seed):
 
 
 def analysis_pairs():
-    ckpts = trained_ckpt_ids() + edit_ckpt_ids()
-    return [(c, r) for c in ckpts for r in config["analysis"]["references"]]
+    """(checkpoint, reference) pairs analysed: every trained checkpoint against every
+    reference; an edit against one (sft_best where listed: the edits' donor), which is
+    enough to see what an edit moved and keeps a sweep of edits cheap."""
+    refs = config["analysis"]["references"]
+    if not refs:
+        return []
+    edit_ref = "sft_best" if "sft_best" in refs else refs[0]
+    return [(c, r) for c in trained_ckpt_ids() for r in refs] + [(c, edit_ref) for c in edit_ckpt_ids()]
 
 
 def analysis_table(ckpt, ref, seed):

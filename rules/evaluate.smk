@@ -40,10 +40,12 @@ rule aggregate_eval:
     input:
         summaries=lambda wc: [eval_summary(c, s) for s in seeds() for c in eval_ckpt_ids()],
         losses=lambda wc: [sft_loss_file(s) for s in seeds()],
+        edit_models=lambda wc: [model_dir(c, s) for s in seeds() for c in edit_ckpt_ids()],
     output:
         f"{RESULTS}/tables/eval.csv",
     params:
         ckpt_keys=lambda wc: [(s, c) for s in seeds() for c in eval_ckpt_ids()],
+        edit_keys=lambda wc: [(s, c) for s in seeds() for c in edit_ckpt_ids()],
         seeds=lambda wc: seeds(),
         alpha=config["evaluation"]["alpha"],
         code=code_version("aggregate_eval"),

@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 
 from rlheals.atomic import write_csv
-from rlheals.evaluation.evaluate import aggregate
+from rlheals.evaluation.evaluate import add_edit_columns, aggregate, edit_info
 
 sys.stderr = open(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -15,6 +15,9 @@ frames = []
 for seed in losses:
     summaries = {ckpt: path for (s, ckpt), path in zip(snakemake.params.ckpt_keys, snakemake.input.summaries) if int(s) == seed}
     table = aggregate(summaries, losses[seed], alpha=float(snakemake.params.alpha))
+    edits = {ckpt: edit_info(path) for (s, ckpt), path in zip(snakemake.params.edit_keys, snakemake.input.edit_models)
+             if int(s) == seed}
+    table = add_edit_columns(table, edits)
     table.insert(0, "seed", seed)
     frames.append(table)
 table = pd.concat(frames, ignore_index=True)

@@ -13,6 +13,7 @@ combined = references.load(snakemake.input.refs)
 rows = []
 for seed in combined["seeds"]:
     refs = references.for_seed(combined, seed)
-    rows += [{**e, "seed": int(seed), "donor": references.resolve(e["donor"], refs),
+    rows += [{**e, "seed": int(seed), "donor_name": e["donor"], "target_name": e["target"],
+              "donor": references.resolve(e["donor"], refs),
               "target": references.resolve(e["target"], refs)} for e in snakemake.params.edits]
 plots.edits(pd.read_csv(snakemake.input.eval), rows, snakemake.output[0])

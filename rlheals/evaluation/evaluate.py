@@ -309,3 +309,38 @@ def aggregate(summaries: dict[str, str | os.PathLike], loss_csv: str | os.PathLi
             table[col] = float("nan")
     return table
 
+
+
+EDIT_COLUMNS = ["edit_kind", "edit_k_frac", "edit_layers"]
+
+
+def add_edit_columns(table, edits: dict[str, dict]):
+    """eval.csv's edit columns: for an edited checkpoint its kind, the share of the rank it
+    edited (mean over the edited matrices of k/rank: the configured share, or what a count
+    k came to) and its layers ('all', a third such as 'top (3-3)', or 'first-last'); empty
+    for the other rows. `edits`: {checkpoint id: the edit's rlheals_edit.json}."""
+    def layers(info: dict) -> str:
+        rng = info.get("layer_range")
+        span = f"{rng[0]}-{rng[1]}" if rng else "all"
+        return f"{info['layers']} ({span})" if isinstance(info.get("layers"), str) else span
+
+    ckpts = table["checkpoint"]
+    table["edit_kind"] = [edits[c]["kind"] if c in edits else None for c in ckpts]
+    table["edit_k_frac"] = [float(edits[c]["k_frac"]) if c in edits else float("nan") for c in ckpts]
+    table["edit_layers"] = [layers(edits[c]) if c in edits else None for c in ckpts]
+    return table
+
+
+def edit_info(model_dir: str | os.PathLike) -> dict:
+    """The rlheals_edit.json an edited checkpoint's directory carries (rlheals.svd.edits)."""
+    import json
+
+    path = os.path.join(model_dir, "rlheals_edit.json")
+    try:
+        with open(path) as fh:
+            info = json.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: an edited checkpoint without its edit record (rebuild it with rule edit)") from None
+    if "k_frac" not in info:
+        raise ValueError(f"{path}: no k_frac (an edit built by an older version; rebuild it with rule edit)")
+    return info

@@ -324,11 +324,22 @@ def angle_heatmaps(analysis: pd.DataFrame, reference: str, path) -> None:
 
 
 def drift(analysis: pd.DataFrame, path) -> None:
-    """(d) mean |Δσ|/σ against mean principal angle, one point per checkpoint, per reference."""
+    """(d) Top row, ours: mean |Δσ|/σ against mean principal angle, one point per checkpoint,
+    per reference. Bottom row, the paper's measures against sft_best (its reference, the OOD
+    peak): mean |Δσ|/σ over all singular values per SFT length and RL checkpoint
+    (sigma_shift.png: 0.3-0.4% in the paper), and the chordal distance of the top-k
+    subspaces per matrix type, U and V, of sft_last (chordal.png)."""
+    from rlheals.checkpoints import parse_ckpt
+
     analysis = _seeded(analysis)
     refs = list(dict.fromkeys(analysis["reference"]))
-    fig, axes = plt.subplots(1, max(1, len(refs)), figsize=(5.5 * max(1, len(refs)), 4.2), squeeze=False)
-    for ax, ref in zip(axes.flat, refs):
+    paper = analysis[(analysis["reference"] == "sft_best")] if "sft_best" in refs else analysis.iloc[0:0]
+    ncols = max(2, len(refs))
+    nrows = 2 if not paper.empty else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes[0, len(refs):]:
+        ax.axis("off")
+    for ax, ref in zip(axes[0], refs):
         sub = analysis[analysis["reference"] == ref]
         per_seed = sub.groupby(["checkpoint", "seed"], sort=False).agg(
             sigma=("sigma_rel_change_mean", "mean"), left=("angle_left_mean", "mean"), right=("angle_right_mean", "mean")
@@ -347,56 +358,195 @@ def drift(analysis: pd.DataFrame, path) -> None:
                 ax.annotate(name, (100 * r["sigma"], r["angle"]), fontsize=6, alpha=0.8)
         ax.set_xlabel("mean relative singular-value change |dsigma|/sigma (%)")
         ax.set_ylabel("mean top-k principal angle (deg)")
-        ax.set_title(f"against {ref} ({', '.join(dict.fromkeys(sub['reference_ckpt']))})")
+        ax.set_title(f"ours: against {ref} ({', '.join(dict.fromkeys(sub['reference_ckpt']))})")
         ax.legend(fontsize=8)
+    if not paper.empty:
+        _paper_sigma(axes[1, 0], paper, parse_ckpt)
+        _paper_chordal(axes[1, 1], paper)
+        for ax in axes[1, 2:]:
+            ax.axis("off")
+    fig.tight_layout()
     _save(fig, path)
+
+
+def _paper_sigma(ax, paper: pd.DataFrame, parse_ckpt) -> None:
+    """The paper's sigma_shift.png: mean |Δσ|/σ (all singular values) vs sft_best, per SFT
+    length (each seed faint, the mean solid) and per RL fork's end (squares at its fork step)."""
+    per = paper.groupby(["checkpoint", "seed"], sort=False)["sigma_rel_change_mean"].mean().reset_index()
+    info = per["checkpoint"].map(parse_ckpt)
+    per["stage"], per["step"] = info.map(lambda i: i["stage"]), info.map(lambda i: i["sft_step"])
+    per["rl_step"] = info.map(lambda i: i["rl_step"])
+    sft = per[per["stage"] == "sft"]
+    for seed, rows in sft.groupby("seed"):
+        rows = rows.sort_values("step")
+        ax.plot(rows["step"], 100 * rows["sigma_rel_change_mean"], "o-", color="C0", alpha=0.3, lw=1, ms=3)
+    mean = sft.groupby("step")["sigma_rel_change_mean"].mean().sort_index()
+    ax.plot(mean.index, 100 * mean.to_numpy(), "o-", color="C0", label="SFT lengths (mean over seeds)")
+    rl = per[per["stage"] == "rl"]
+    if not rl.empty:
+        last = rl[rl["rl_step"] == rl.groupby("step")["rl_step"].transform("max")]
+        rl_mean = last.groupby("step")["sigma_rel_change_mean"].mean().sort_index()
+        ax.plot(rl_mean.index, 100 * rl_mean.to_numpy(), "s", color="C1", label="RL fork's end, at its fork step")
+    ax.axhspan(0.3, 0.4, color="0.85", label="the paper: 0.3-0.4% (Llama-3.2-11B)")
+    ax.set_xlabel("SFT step")
+    ax.set_ylabel("mean |dsigma|/sigma, all singular values (%)")
+    ax.set_title("the paper's sigma drift, against sft_best")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+
+
+def _paper_chordal(ax, paper: pd.DataFrame) -> None:
+    """The paper's chordal.png at sft_last: sqrt(mean sin^2) of the top-k principal angles,
+    per matrix type, U (left) and V (right), mean over layers and seeds, a dot per seed."""
+    from rlheals.svd.analysis import PAPER_COLUMNS
+
+    if not set(PAPER_COLUMNS) <= set(paper.columns):
+        paper = paper.assign(chordal_left=paper["proj_dist_left"] / np.sqrt(2.0 * paper["k"]),
+                             chordal_right=paper["proj_dist_right"] / np.sqrt(2.0 * paper["k"]))
+    sft = paper[paper["checkpoint"].str.startswith("sft-")]
+    if sft.empty:
+        ax.axis("off")
+        return
+    steps = sft["checkpoint"].str.slice(4).astype(int)
+    last = sft[steps == steps.max()]
+    types = list(dict.fromkeys(last["matrix"]))
+    per_seed = last.groupby(["matrix", "seed"])[PAPER_COLUMNS].mean()
+    mean = per_seed.groupby(level="matrix")[PAPER_COLUMNS].mean().reindex(types)
+    x = np.arange(len(types))
+    for j, (col, label) in enumerate((("chordal_left", "U (left)"), ("chordal_right", "V (right)"))):
+        ax.bar(x + (j - 0.5) * 0.38, mean[col], 0.38, color=f"C{2 + j}", label=label)
+        for i, t in enumerate(types):
+            vals = per_seed.loc[t, col].to_numpy() if t in per_seed.index.get_level_values(0) else []
+            ax.scatter(np.full(len(vals), i + (j - 0.5) * 0.38), vals, color="k", s=6, zorder=3)
+    ax.set_xticks(x, types, rotation=30, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("chordal distance, top-k (sqrt mean sin^2)")
+    ax.set_title(f"the paper's chordal distance: {last['checkpoint'].iloc[0]} vs sft_best (dots: seeds)")
+    ax.legend(fontsize=7)
+
+
+def _pooled(table: pd.DataFrame, pairs: list[tuple], split: str) -> tuple[float, float, float]:
+    """Success % pooled over (seed, checkpoint) pairs on `split`, with its Wilson interval."""
+    from rlheals.evaluation.stats import wilson
+
+    k = n = 0
+    for seed, ckpt in pairs:
+        key = (seed, ckpt, split)
+        if key in table.index:
+            row = table.loc[key]
+            k, n = k + int(row["successes"]), n + int(row["n"])
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    low, high = wilson(k, n)
+    return 100 * k / n, 100 * low, 100 * high
+
+
+def _share(e: dict, table: pd.DataFrame) -> float:
+    """An edit's share of the rank: k itself for a share, else eval.csv's edit_k_frac."""
+    if isinstance(e["k"], float):
+        return float(e["k"])
+    key = (e.get("seed", 0), f"edit-{e['name']}", "ood")
+    if "edit_k_frac" in table.columns and key in table.index:
+        return float(table.loc[key, "edit_k_frac"])
+    return np.nan
 
 
 def edits(eval_table: pd.DataFrame, edit_rows: list[dict], path) -> None:
-    """(e) ID and OOD success of each edit beside its donor and target. One seed: bars
-    with Wilson intervals; several: the mean over seeds, min-max bars and each seed's dot.
+    """(e) The edits, success within the attempts pooled over seeds (successes / hands, 95%
+    Wilson intervals). Top row: OOD and ID against the share of the rank restored, directions
+    against values, with the target's and the donor's own rates as lines (the sweep: the
+    edits of the first directions edit's donor and target on all layers). Bottom row: the
+    layer-range edits (each third at its share) beside the all-layer restore at the same
+    share, and every other edit (triplets, reverse) beside its target and donor.
 
-    `edit_rows`: [{name, kind, k, donor, target, seed}], donor/target resolved to ids in
-    that seed (sft_best may differ between replicates).
+    `edit_rows`: [{name, kind, k, donor, target, seed, layers?}], donor/target resolved to
+    ids in that seed (sft_best may differ between replicates).
     """
     eval_table = _seeded(eval_table)
-    names = list(dict.fromkeys(e["name"] for e in edit_rows))
-    n_groups = max(1, len(names))
-    fig, axes = plt.subplots(1, n_groups, figsize=(3.6 * n_groups, 4.0), squeeze=False, sharey=True)
     table = eval_table.set_index(["seed", "checkpoint", "split"])
-    multi = len({e.get("seed", 0) for e in edit_rows}) > 1
-    for ax, name in zip(axes.flat, names):
-        group = [e for e in edit_rows if e["name"] == name]
-        roles = ("target", "edit", "donor")
-        for j, split in enumerate(("id", "ood")):
-            x = np.arange(3) + (j - 0.5) * 0.38
-            per_role = []
-            for role in roles:
-                vals = []
-                for e in group:
-                    ckpt = f"edit-{name}" if role == "edit" else e[role]
-                    key = (e.get("seed", 0), ckpt, split)
-                    if key in table.index:
-                        vals.append(table.loc[key])
-                per_role.append(vals)
-            rates = [100 * np.mean([r["success_rate"] for r in v]) if v else np.nan for v in per_role]
-            if multi:
-                lows = [rate - 100 * min(r["success_rate"] for r in v) if v else 0 for rate, v in zip(rates, per_role)]
-                highs = [100 * max(r["success_rate"] for r in v) - rate if v else 0 for rate, v in zip(rates, per_role)]
-            else:
-                lows = [100 * (v[0]["success_rate"] - v[0]["ci_low"]) if v else 0 for v in per_role]
-                highs = [100 * (v[0]["ci_high"] - v[0]["success_rate"]) if v else 0 for v in per_role]
-            ax.bar(x, rates, width=0.38, yerr=[lows, highs], capsize=3, color=SPLIT_COLORS[split], label=split.upper())
-            ax.set_ylim(bottom=0)
-            if multi:
-                for xi, v in zip(x, per_role):
-                    ax.scatter([xi] * len(v), [100 * r["success_rate"] for r in v], color="k", s=8, zorder=3)
-        ckpt_names = [sorted({("edit-" + name) if role == "edit" else e[role] for e in group}) for role in roles]
-        ax.set_xticks(range(3), [f"{role}\n{', '.join(c)}" for role, c in zip(roles, ckpt_names)], fontsize=7)
-        e = group[0]
-        ax.set_title(f"{name}: {e['kind']}, k={e['k']}", fontsize=9)
-        ax.legend(fontsize=7)
-    axes.flat[0].set_ylabel("success rate (%) " + ("(mean; bars min-max, dots seeds)" if multi else "with 95% CI"))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.4), squeeze=False)
     if not edit_rows:
         axes.flat[0].text(0.5, 0.5, "no edits configured", ha="center", transform=axes.flat[0].transAxes)
+        for ax in axes.flat[1:]:
+            ax.axis("off")
+        _save(fig, path)
+        return
+    names = list(dict.fromkeys(e["name"] for e in edit_rows))
+    by_name = {n: [e for e in edit_rows if e["name"] == n] for n in names}
+    first = next((g[0] for g in by_name.values() if g[0]["kind"] == "directions"), by_name[names[0]][0])
+    main = (first.get("donor_name", first["donor"]), first.get("target_name", first["target"]))
+
+    def role_of(e: dict) -> str:
+        same = (e.get("donor_name", e["donor"]), e.get("target_name", e["target"])) == main
+        if same and e["kind"] in ("directions", "values") and not e.get("layers"):
+            return "sweep"
+        if same and e.get("layers"):
+            return "layers"
+        return "other"
+
+    roles = {n: role_of(g[0]) for n, g in by_name.items()}
+    refs = {r: [(e.get("seed", 0), e[r]) for e in by_name[first["name"]]] for r in ("target", "donor")}
+    for ax, split in zip(axes[0], ("ood", "id")):
+        for kind, color, marker in (("directions", "C0", "o"), ("values", "C1", "s")):
+            pts = []
+            for n, g in by_name.items():
+                if roles[n] == "sweep" and g[0]["kind"] == kind:
+                    rate, low, high = _pooled(table, [(e.get("seed", 0), f"edit-{n}") for e in g], split)
+                    pts.append((_share(g[0], eval_table.set_index(["seed", "checkpoint", "split"])), rate, low, high))
+            pts.sort()
+            if pts:
+                x, y, lo, hi = (np.array(v, dtype=float) for v in zip(*pts))
+                ax.errorbar(100 * x, y, yerr=[y - lo, hi - y], color=color, marker=marker, capsize=3,
+                            label=f"{kind} restored from the donor")
+        for r, style in (("target", "--"), ("donor", ":")):
+            rate, low, high = _pooled(table, refs[r], split)
+            names_r = sorted({c for _, c in refs[r]})
+            ax.axhline(rate, color="0.3", ls=style, lw=1.2, label=f"{r} {'/'.join(names_r)}: {rate:.1f}%")
+            ax.axhspan(low, high, color="0.5", alpha=0.08)
+        ax.set_xlabel("share of each matrix's rank edited (%)")
+        ax.set_ylabel(f"{split.upper()} success (%), pooled over seeds")
+        ax.set_title(f"{split.upper()}: {main[0]} -> {main[1]}, all layers", fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+    for ax, role, title in ((axes[1, 0], "layers", "by layer range"), (axes[1, 1], "other", "other edits")):
+        groups = [n for n in names if roles[n] == role]
+        if role == "layers" and groups:  # the all-layer restore at the same share, for scale
+            share = by_name[groups[0]][0]["k"]
+            groups += [n for n in names if roles[n] == "sweep" and by_name[n][0]["kind"] == "directions"
+                       and by_name[n][0]["k"] == share]
+        if not groups:
+            ax.text(0.5, 0.5, f"no {title}", ha="center", transform=ax.transAxes)
+            ax.axis("off")
+            continue
+        labels, bars = [], {"id": [], "ood": []}
+        for n in groups:
+            e = by_name[n][0]
+            where = e.get("layers") or "all layers"
+            labels.append(f"{n}\n{e['kind']} {k_text(e['k'])}\n{where}")
+            for split in bars:
+                bars[split].append(_pooled(table, [(x.get("seed", 0), f"edit-{n}") for x in by_name[n]], split))
+        if role == "other":  # each edit's own target and donor beside it
+            for n in list(groups):
+                for r in ("target", "donor"):
+                    pairs = [(x.get("seed", 0), x[r]) for x in by_name[n]]
+                    label = f"{r} of {n}\n{'/'.join(sorted({c for _, c in pairs}))}"
+                    if label not in labels:
+                        labels.append(label)
+                        for split in bars:
+                            bars[split].append(_pooled(table, pairs, split))
+        x = np.arange(len(labels))
+        for j, split in enumerate(("id", "ood")):
+            y, lo, hi = (np.array(v, dtype=float) for v in zip(*bars[split]))
+            ax.bar(x + (j - 0.5) * 0.38, y, 0.38, yerr=[y - lo, hi - y], capsize=2, color=SPLIT_COLORS[split],
+                   label=split.upper())
+        ax.set_xticks(x, labels, fontsize=6)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("success (%), pooled over seeds")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
     _save(fig, path)
+
+
+def k_text(k) -> str:
+    return f"{100 * float(k):g}%" if isinstance(k, float) else f"k={int(k)}"

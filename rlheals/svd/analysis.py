@@ -232,5 +232,15 @@ def aggregate(paths) -> "pandas.DataFrame":  # noqa: F821
 
     frames = [pd.read_csv(p) for p in paths]
     if not frames:
-        return pd.DataFrame(columns=KEY_COLUMNS + METRICS + NULL_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame(columns=KEY_COLUMNS + METRICS + NULL_COLUMNS + PAPER_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    # the paper's chordal distance (chordal.png): sqrt(mean_i sin^2 theta_i) of the top-k
+    # subspaces, in [0, 1]; the projection distance is sqrt(2 sum_i sin^2 theta_i)
+    for side in ("left", "right"):
+        table[f"chordal_{side}"] = table[f"proj_dist_{side}"] / np.sqrt(2.0 * table["k"].astype(float))
+    return table
+
+
+#: Columns `aggregate` adds: the paper's chordal distance of the top-k left/right subspaces
+#: (its sigma drift, mean |dsigma|/sigma over all singular values, is sigma_rel_change_mean).
+PAPER_COLUMNS = ["chordal_left", "chordal_right"]

@@ -21,14 +21,14 @@ OUR_RULES = ["evaluate", "aggregate_eval", "select_references", "aggregate_refer
              "edit", "plot_eval", "plot_analysis", "plot_edits", "scorecard"]
 UPSTREAM = ["base", "sft-10", "sft-20", "rl-grpo-20-4"]
 # The smoke config cut down to fewer jobs of the same rules: one RL fork kept only at its
-# end, one reference, two edits (a directions/values pair, so finding 4 has its inputs).
+# end, one reference, a sweep of two shares of directions and values (finding 4's inputs).
 FAST = """
 replicates: 1
 rl: {fork_from: [20], save_every: 4}
 analysis: {references: [sft_best]}
 edits:
-  - {name: dir-restore, kind: directions, donor: sft_best, target: sft_last, k: 4}
-  - {name: value-swap, kind: values, donor: sft_best, target: sft_last, k: 4}
+  - {name: dir, kind: directions, donor: sft_best, target: sft_last, k: [0.25, 1.0]}
+  - {name: val, kind: values, donor: sft_best, target: sft_last, k: [0.25, 1.0]}
 """
 
 
@@ -87,7 +87,13 @@ def test_stage_runs_and_report_builds(tmp_path):
     fast.write_text(FAST)
     proc = _snakemake(tmp_path, "--allowed-rules", *OUR_RULES, "--", *TARGETS, extra_config=fast)
     assert "Scorecard of the paper's findings" in proc.stdout + proc.stderr
-    _check_outputs(tmp_path, len(UPSTREAM) + 2, ["sft_best"])
+    _check_outputs(tmp_path, len(UPSTREAM) + 4, ["sft_best"])
+    card = pd.read_csv(tmp_path / "results" / "tables" / "scorecard.csv")
+    f4 = card[card["finding"] == 4].iloc[0]
+    assert "the sweep (Holm over 2 shares)" in f4["value"] and "share chosen on val_ood" in f4["value"]
+    assert f4["skill"].startswith("PAPER'S MEASURES beside ours")
+    analysis = pd.read_csv(tmp_path / "results" / "tables" / "analysis.csv")
+    assert ((analysis["chordal_left"] >= 0) & (analysis["chordal_left"] <= 1 + 1e-9)).all()
     _snakemake(tmp_path, "--allowed-rules", *OUR_RULES, "--report", str(tmp_path / "report.html"), "--", *TARGETS,
                extra_config=fast)
     assert (tmp_path / "report.html").stat().st_size > 10_000
@@ -102,9 +108,16 @@ def _check_outputs(workdir: Path, n_ckpts: int, analysed=("base", "sft_best"), s
     assert (table["n"] == 16).all()
     report = table[table["split"].isin(["id", "ood"])]
     assert len(report) == 2 * n_ckpts * len(seeds)
-    # validation: every SFT checkpoint and each fork's end, nothing else
+    # validation: every SFT checkpoint and each fork's end (both splits), the directions edits
+    # (OOD only: finding 4 chooses the share of the rank on them), nothing else
     val = table[table["split"] == "val_ood"]
-    assert set(val["stage"]) == {"sft", "rl"} and (val["rl_step"].dropna() == val["rl_step"].max()).all()
+    assert set(val["stage"]) == {"sft", "rl", "edit"} and (val["rl_step"].dropna() == val["rl_step"].max()).all()
+    assert (val.loc[val["stage"] == "edit", "edit_kind"] == "directions").all()
+    assert "edit" not in set(table.loc[table["split"] == "val_id", "stage"])
+    edits = table[table["stage"] == "edit"]
+    assert edits["edit_kind"].notna().all() and edits["edit_layers"].notna().all()
+    assert ((edits["edit_k_frac"] > 0) & (edits["edit_k_frac"] <= 1)).all()
+    assert table.loc[table["stage"] != "edit", "edit_kind"].isna().all()
     ids = table[table["split"] == "id"]
     assert (ids["seen_n"] == 8).all() and (ids["unseen_n"] == 8).all()
     assert (ids["seen_successes"] + ids["unseen_successes"] == ids["successes"]).all()

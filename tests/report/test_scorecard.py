@@ -335,7 +335,7 @@ def test_f4_fails_for_a_pure_scaling():
 def test_f4_edit_part_both_against_the_target():
     rows = _rows(_rotation_pairs())
     v, text = _verdict(_card({**SFT, "edit-dirs": 0.05, "edit-vals": 0.20}, LOSS, analysis=rows, edits=EDITS), 4)
-    assert v == FAILS and "directions vs target" in text and "values vs target" in text
+    assert v == FAILS and "vs target p=" in text and "the sweep (Holm over 1 share)" in text
     # directions above values but not above the target (sft-400 at 8%): not a recovery
     v, _ = _verdict(_card({**SFT, "edit-dirs": 0.08, "edit-vals": 0.02}, LOSS, analysis=rows, edits=EDITS), 4)
     assert v == UNSURE

@@ -129,3 +129,78 @@ def test_edit_that_selects_nothing_fails(two_models, tmp_path):
     with pytest.raises(ValueError, match="selects no weight"):
         build_edited_model(two_models / "target", two_models / "donor", tmp_path / "x", spec)
     assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------- k as a share of the rank, layer thirds
+def test_share_of_the_rank_is_per_matrix():
+    from rlheals.svd.edits import k_for_rank
+
+    assert [k_for_rank(0.75, r) for r in (128, 64, 7)] == [96, 48, 5]  # 5.25 -> 5
+    assert k_for_rank(0.125, 128) == 16 and k_for_rank(1.0, 64) == 64 and k_for_rank(16, 128) == 16
+    assert k_for_rank(0.5, 7) == 4  # 3.5 rounds half up, the same on every machine
+    for bad in (0.0, 1.5, -0.25):
+        with pytest.raises(ValueError, match=r"share of the rank must be in \(0, 1\]"):
+            k_for_rank(bad, 64)
+    with pytest.raises(ValueError, match="outside 0..64"):
+        k_for_rank(65, 64)
+
+
+@pytest.mark.parametrize("shape", [(12, 7), (7, 12)])
+def test_share_edits_the_same_triplets_as_the_count(shape):
+    target, donor = _pair(shape)
+    for kind in KINDS:
+        np.testing.assert_array_equal(edit_matrix(target, donor, kind, 0.5), edit_matrix(target, donor, kind, 4))
+
+
+def test_layer_thirds():
+    from rlheals.svd.edits import layer_range
+
+    assert [layer_range(t, 4) for t in ("bottom", "middle", "top")] == [(0, 1), (2, 2), (3, 3)]
+    assert [layer_range(t, 28) for t in ("bottom", "middle", "top")] == [(0, 9), (10, 18), (19, 27)]
+    assert layer_range(None, 4) is None and layer_range([1, 2], 4) == (1, 2)
+    with pytest.raises(ValueError, match="at least 3 layers"):
+        layer_range("top", 2)
+    with pytest.raises(ValueError, match="expected \\[first, last\\] or one of bottom, middle, top"):
+        layer_range("upper", 4)
+    assert EditSpec("t", "directions", 0.75, "top").resolved(4).layers == (3, 3)
+    with pytest.raises(ValueError, match="resolved against the model"):
+        EditSpec("t", "directions", 0.75, "top").selects_matrix(3, "q_proj")
+
+
+def test_full_rank_triplet_edit_is_a_weight_copy(two_models, tmp_path):
+    """A share of 1.0 is legal; the triplet swap at full rank copies the donor's matrices byte
+    for byte (no SVD round trip), the rest stays the target's."""
+    spec = EditSpec("copy", "triplets_top", 1.0)
+    out = tmp_path / "edit-copy"
+    edited = build_edited_model(two_models / "target", two_models / "donor", out, spec)
+    target, donor, new = (load_tensors(p) for p in (two_models / "target", two_models / "donor", out))
+    assert len(edited) == 14  # 2 layers x 7 projections
+    for name, w in new.items():
+        assert torch.equal(w, donor[name] if name in edited else target[name]), name
+    import json
+
+    info = json.loads((out / "rlheals_edit.json").read_text())
+    assert info["k_frac"] == 1.0 and info["k"] == 1.0
+
+
+def test_share_and_third_in_a_model(two_models, tmp_path):
+    """layers: top on a 2-layer model is refused; on [1, 1] a share edits k = round(share * rank)
+    of each matrix, recorded per matrix and as the mean share."""
+    import json
+
+    with pytest.raises(ValueError, match="at least 3 layers"):
+        build_edited_model(two_models / "target", two_models / "donor", tmp_path / "x",
+                           EditSpec("t", "directions", 0.5, "top"))
+    assert not (tmp_path / "x").exists()
+    out = tmp_path / "edit-half"
+    build_edited_model(two_models / "target", two_models / "donor", out, EditSpec("half", "values", 0.5, (1, 1)))
+    info = json.loads((out / "rlheals_edit.json").read_text())
+    # hidden 16, MLP 24, one KV head of 8: ranks 16 (q, o, gate, up, down) and 8 (k, v)
+    assert info["k_per_matrix"]["model.layers.1.self_attn.q_proj.weight"] == 8
+    assert info["k_per_matrix"]["model.layers.1.self_attn.k_proj.weight"] == 4
+    assert info["k_frac"] == 0.5 and info["layer_range"] == [1, 1]
+    target, new = load_tensors(two_models / "target"), load_tensors(out)
+    w = new["model.layers.1.self_attn.q_proj.weight"].double().numpy()
+    t = target["model.layers.1.self_attn.q_proj.weight"].double().numpy()
+    assert not np.allclose(w, t)
+    assert torch.equal(new["model.layers.0.self_attn.q_proj.weight"], target["model.layers.0.self_attn.q_proj.weight"])

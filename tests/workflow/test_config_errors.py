@@ -116,7 +116,13 @@ CASES = [
     ("values edit with another donor than its directions edit", setter("edits.1.donor", "sft-10"),
      "edits[1]': the values edit"),
     ("values edit with another target than its directions edit", setter("edits.1.target", "sft-10"),
-     "needs a directions edit with the same donor, target and k"),
+     "needs a directions edit with the same donor, target, k, layers and matrices"),
+    ("edit share of the rank above 1", setter("edits.0.k", 1.5), "edits[0].k': 1.5 is not valid under any of the "
+     "given schemas (expected: singular triplets edited per matrix: a count"),
+    ("edit count written as a number", setter("edits.0.k", 4.0), "write a count as an integer (16, not 16.0)"),
+    ("edit k sweep with a repeated value", setter("edits.0.k", [0.5, 0.5]), "edits[0].k'"),
+    ("edit on a third of a 2-layer model", setter("edits.0.layers", "top"), "thirds need at least 3"),
+    ("edit layers neither a range nor a third", setter("edits.0.layers", "upper"), "edits[0].layers'"),
     ("edit ref to an untrained SFT step", setter("edits.0.donor", "sft-15"), "edits[0].donor"),
     ("edit ref to an RL fork that does not exist", setter("edits.2.target", "rl-grpo-15-4"), "edits[2].target"),
     ("edit ref to an RL algorithm not run", setter("edits.2.target", "rl-rloo-10-4"), "edits[2].target"),
@@ -126,7 +132,7 @@ CASES = [
     ("edit layers reversed", setter("edits.0.layers", [1, 0]), "edits[0].layers"),
     ("edit layer beyond the model", setter("edits.0.layers", [0, 5]), "edits[0].layers"),
     ("edit name with capitals", setter("edits.0.name", "DirRestore"), "edits[0].name"),
-    ("duplicate edit names", setter("edits.1.name", "dir-restore"), "'edits'"),
+    ("duplicate edit names (one from a sweep)", setter("edits.2.name", "dir-500"), "name 'dir-500' is used more than once"),
     ("too many attempts", setter("evaluation.attempts", 11), "evaluation.attempts"),
     ("top_p above one", setter("evaluation.top_p", 1.5), "evaluation.top_p"),
     ("unknown analysed matrix", setter("analysis.matrices", ["qkv"]), "analysis.matrices[0]"),
@@ -266,3 +272,23 @@ def test_rl_algorithm_names_come_from_one_list():
     cfg["edits"][2]["target"] = "rl-ppo-10-4"
     rc.validate(cfg)
     assert parse_ckpt("rl-ppo-10-4")["rl_algo"] == "ppo"
+
+
+def test_edit_sweeps_expand_in_order():
+    """A list of k becomes one edit per value (<name>-<thousandths>, a count as k<n>), tagged
+    with its sweep; a share of 1.0 (full rank) is legal; values pair with directions per value."""
+    cfg = smoke_config()
+    cfg["edits"] = [
+        {"name": "dir", "kind": "directions", "donor": "sft_best", "target": "sft_last", "k": [0.125, 1.0, 4]},
+        {"name": "val", "kind": "values", "donor": "sft_best", "target": "sft_last", "k": [0.125, 1.0, 4]},
+    ]
+    out = rc.validate(cfg)["edits"]
+    assert [(e["name"], e["k"], e["sweep"]) for e in out] == [
+        ("dir-125", 0.125, "dir"), ("dir-1000", 1.0, "dir"), ("dir-k4", 4, "dir"),
+        ("val-125", 0.125, "val"), ("val-1000", 1.0, "val"), ("val-k4", 4, "val")]
+    assert rc.validate(out and {**cfg, "edits": out})["edits"] == out  # validating twice changes nothing
+    # a values edit at a share has no partner at the same count (0.125 of rank 32 is 4, but a share is not a count)
+    cfg["edits"][1]["k"] = [0.125, 1.0]
+    cfg["edits"][0]["k"] = [4, 1.0]
+    with pytest.raises(rc.ConfigError, match="the values edit 'val-125'"):
+        rc.validate(cfg)
