@@ -1,8 +1,11 @@
-# data stage: the eight JSONL data sets (SFT, held-out, RL prompts, ID/OOD validation and
-# evaluation), kept apart by problem (rlheals.data.splits).
+# data stage: the nine JSONL data sets (SFT, held-out, the paper's ID test set, RL prompts,
+# ID/OOD validation and evaluation), kept apart by problem (rlheals.data.splits).
 # The pretraining corpus of the tiny base model has its own rule (base stage).
 
-DATA_SETS = ["sft_train", "sft_heldout_id", "sft_heldout_ood", "rl_prompts", "val_id", "val_ood", "eval_id", "eval_ood"]
+DATA_SETS = [
+    "sft_train", "sft_heldout_id", "sft_heldout_ood", "sft_test_id", "rl_prompts", "val_id", "val_ood", "eval_id",
+    "eval_ood",
+]
 
 
 rule prepare_data:
@@ -10,6 +13,7 @@ rule prepare_data:
         sft_train=data_file("sft_train"),
         sft_heldout_id=data_file("sft_heldout_id"),
         sft_heldout_ood=data_file("sft_heldout_ood"),
+        sft_test_id=data_file("sft_test_id"),
         rl_prompts=data_file("rl_prompts"),
         val_id=data_file("val_id"),
         val_ood=data_file("val_ood"),

@@ -34,6 +34,7 @@ rule sft:
         train=data_file("sft_train"),
         heldout_id=data_file("sft_heldout_id"),
         heldout_ood=data_file("sft_heldout_ood"),
+        test_id=data_file("sft_test_id"),
         order=ancient(sft_order_marker("{seed}", "{step}")),
     output:
         model=directory(model_dir("sft-{step}", "{seed}")),

@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule prepare_data: write the six data sets (see rlheals.data.splits)."""
+"""Snakemake entry point of rule prepare_data: write the data sets (see rlheals.data.splits)."""
 import logging
 import sys
 

@@ -11,7 +11,7 @@ setup_logging(snakemake.log[0])
 compute = ComputeOptions.coerce({**snakemake.config["compute"], **dict(snakemake.params.compute)})
 opts = SFTOptions(**dict(snakemake.params.sft), seed=int(snakemake.params.seed), device=snakemake.params.device,
                   threads=max(1, snakemake.threads // compute.processes), compute=compute)
-data = {k: snakemake.input[k] for k in ("train", "heldout_id", "heldout_ood")}
+data = {k: snakemake.input[k] for k in ("train", "heldout_id", "heldout_ood", "test_id")}
 with exit_if_stopped():  # SIGTERM/SIGUSR1: save, requeue in SLURM, exit 75 (resumable)
     train_sft(snakemake.input.base, data, int(snakemake.wildcards.step), snakemake.output.model,
               snakemake.params.run_root, opts)

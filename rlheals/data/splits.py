@@ -3,7 +3,7 @@ evaluation sets, kept apart by the *problem* the model sees.
 
 Every set is a list of JSON-ready records with an `id`, the hand (`cards`), its `rule`
 and `numbers`, and the `prompt` in the configured style (a string for "compact", a
-chat message list for "chat", i.e. TRL's conversational format). SFT and held-out
+chat message list for "chat", i.e. TRL's conversational format). SFT, held-out and test
 records add the `completion` (the solver-written answer) and its `formula`; validation
 and evaluation records add a reference `solution` and `seen` (whether a training hand,
 SFT or RL, has the same numbers).
@@ -23,6 +23,14 @@ apart by the multiset of numbers under the set's rule (`problem`), not by cards:
 - `sft_heldout_id` draws only problems reserved already (validation's and the unseen
   evaluation ones), so the loss curves cost SFT no further problems; its cards differ
   from the evaluation hands' (it may repeat a validation hand: neither set reports);
+- `sft_test_id` is the paper's "test loss" set: random solvable ID hands drawn like the
+  paper's test set, from the whole ID distribution, so most of its problems are in SFT
+  (the paper's SFT data covered every solvable ID hand); nothing is kept out of SFT for
+  it, while validation's problems stay out of it (the validation hands stay the only
+  ones choices are made on) and so do the OOD sets' cards, as they do of training. Each
+  record carries `in_sft` (an SFT hand has its numbers); `build_all` logs the share. Its
+  loss picks finding 1's lowest-loss checkpoint (rlheals.report.scorecard), with
+  `sft_heldout_id`'s (unseen problems only) the stricter one beside it;
 - OOD hands always hold a face card worth 11-13, so no OOD problem can equal a training
   (ID) problem; their cards (as card multisets) are kept out of training too unless
   `exclude_ood_hands` is off, and the OOD sets are kept apart from each other by cards.
@@ -51,7 +59,8 @@ from rlheals.task.solver import best_solution, solve
 
 log = logging.getLogger(__name__)
 SET_NAMES = (
-    "sft_train", "sft_heldout_id", "sft_heldout_ood", "rl_prompts", "val_id", "val_ood", "eval_id", "eval_ood",
+    "sft_train", "sft_heldout_id", "sft_heldout_ood", "sft_test_id", "rl_prompts", "val_id", "val_ood", "eval_id",
+    "eval_ood",
 )
 ANSWERS = ("simplest", "random")
 Problem = tuple[int, ...]
@@ -140,6 +149,18 @@ def heldout_records(
     return _answered(name, hands, rule, check_style(style), answer, seed)
 
 
+def paper_test_records(
+    n: int, seed: int, style: str, exclude: Iterable = (), answer: str = "simplest", avoid: Iterable[Problem] = ()
+) -> list[dict]:
+    """`n` distinct answered ID hands for the paper's test loss: random solvable hands from the
+    whole ID distribution, trained-on problems included (the paper's test hands were in its
+    SFT data), so its loss is the one the paper reads; no problem in `avoid` (validation's)
+    and no cards in `exclude` (the OOD sets' cards, which training keeps out too)."""
+    name = "sft_test_id"
+    hands = make_hands(n, "id", derive_seed(seed, name), unique=True, reject=_avoiding(avoid, "id", exclude))
+    return _answered(name, hands, "id", check_style(style), answer, seed)
+
+
 def sft_records(
     n: int, seed: int, style: str, exclude: Iterable = (), answer: str = "simplest", avoid: Iterable[Problem] = ()
 ) -> list[dict]:
@@ -152,6 +173,11 @@ def rl_records(n: int, seed: int, style: str, exclude: Iterable = (), avoid: Ite
     """`n` RL prompts under the ID rule (hands may repeat; no excluded cards, no problem in `avoid`)."""
     hands = make_hands(n, "id", derive_seed(seed, "rl_prompts"), reject=_avoiding(avoid, "id", exclude))
     return [_base("rl_prompts", i, cards, "id", check_style(style)) for i, cards in enumerate(hands)]
+
+
+def seen_share(records: list[dict]) -> float:
+    """Share of `sft_test_id`'s hands whose problem an SFT hand has (its `in_sft`; nan if empty)."""
+    return sum(r["in_sft"] for r in records) / len(records) if records else float("nan")
 
 
 def unseen_eval_problems(records: list[dict], fraction: float, seed: int) -> set[Problem]:
@@ -199,6 +225,15 @@ def build_all(data: dict, seed: int, style: str) -> dict[str, list[dict]]:
     sets["sft_train"] = sft_records(data["sft_size"], seed, style, keep_out, answer, avoid=reserved)
     sets["rl_prompts"] = rl_records(data["rl_size"], seed, style, keep_out, avoid=reserved)
 
+    # The paper's test set: drawn from the whole ID distribution after the others (its own
+    # seed stream, so it changes no other set), seen problems included; validation's
+    # problems and the OOD sets' cards stay out, as they do of training.
+    sft_problems = {problem(r["cards"], "id") for r in sets["sft_train"]}
+    sets["sft_test_id"] = paper_test_records(
+        data["heldout_size"], seed, style, keep_out, answer, avoid={problem(r["cards"], "id") for r in sets["val_id"]})
+    for rec in sets["sft_test_id"]:
+        rec["in_sft"] = problem(rec["cards"], "id") in sft_problems
+
     trained = {problem(r["cards"], "id") for name in ("sft_train", "rl_prompts") for r in sets[name]}
     for name in ("val_id", "val_ood", "eval_id", "eval_ood"):
         for rec in sets[name]:
@@ -207,10 +242,15 @@ def build_all(data: dict, seed: int, style: str) -> dict[str, list[dict]]:
         recs = sets[name]
         n_problems = len({problem(r["cards"], r["rule"]) for r in recs})
         extra = f", {sum(r['seen'] for r in recs)} on seen problems" if recs and "seen" in recs[0] else ""
+        if recs and "in_sft" in recs[0]:
+            extra = f", {sum(r['in_sft'] for r in recs)} on problems in sft_train"
         log.info("%s: %d records, %d distinct hands, %d distinct problems%s", name, len(recs),
                  len({hand_key(r["cards"]) for r in recs}), n_problems, extra)
     log.info("%d of the ID problems are reserved (never in SFT or RL); SFT covers %d distinct problems",
-             len(reserved), len({problem(r["cards"], "id") for r in sets["sft_train"]}))
+             len(reserved), len(sft_problems))
+    log.info("sft_test_id (the paper's test loss): %.1f%% of its hands are on problems in sft_train "
+             "(sft_heldout_id: 0%%; eval_id: %.1f%% seen in SFT or RL)", 100 * seen_share(sets["sft_test_id"]),
+             100 * sum(r["seen"] for r in sets["eval_id"]) / max(1, len(sets["eval_id"])))
     return {name: sets[name] for name in SET_NAMES}
 
 

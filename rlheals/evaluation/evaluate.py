@@ -264,8 +264,8 @@ def aggregate(summaries: dict[str, str | os.PathLike], loss_csv: str | os.PathLi
 
     The Wilson intervals are recomputed at `alpha` (config evaluation.alpha, which does not
     rerun evaluations). For base and SFT checkpoints the SFT loss table's row at that step
-    (if logged) adds train_loss, heldout_id_loss and heldout_ood_loss, so the curves sit in
-    one table.
+    (if logged) adds train_loss, heldout_id_loss, heldout_ood_loss and test_id_loss (the
+    paper's test loss; empty for runs logged before it), so the curves sit in one table.
     """
     import pandas as pd
 
@@ -295,7 +295,7 @@ def aggregate(summaries: dict[str, str | os.PathLike], loss_csv: str | os.PathLi
             table[f"{prefix}_ci_low"], table[f"{prefix}_ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
     for col in ("sft_step", "rl_step"):
         table[col] = table[col].astype("Int64")
-    loss_cols = ["train_loss", "heldout_id_loss", "heldout_ood_loss"]
+    loss_cols = ["train_loss", "heldout_id_loss", "heldout_ood_loss", "test_id_loss"]
     if loss_csv is not None and os.path.exists(loss_csv):
         losses = pd.read_csv(loss_csv)
         losses = losses[["step"] + [c for c in loss_cols if c in losses]].drop_duplicates("step", keep="last")

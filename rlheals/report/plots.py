@@ -81,9 +81,21 @@ def _band_note(table: pd.DataFrame) -> str:
     return "95% CI" if _n_seeds(table) <= 1 else "thin: seeds, band: min-max over seeds"
 
 
+#: sft_curves' loss lines: column -> (color, line style, legend). Two ID losses, because they
+#: answer different questions: the paper's test loss (hands mostly of SFT's own problems, as
+#: its test set was) and ours on problems no training hand has (scorecard finding 1 uses both).
+LOSS_STYLES = {
+    "train_loss": ("k", "-", "train loss"),
+    "test_id_loss": ("tab:cyan", "-.", "ID test loss (paper's: seen problems included)"),
+    "heldout_id_loss": ("tab:blue", "--", "ID held-out loss (ours: unseen problems)"),
+    "heldout_ood_loss": ("tab:red", "--", "OOD held-out loss"),
+}
+
+
 def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) -> None:
     """(a) ID and OOD success vs SFT step (base at 0); one seed with CI bands, several
-    with every seed, their mean and spread; losses (mean over seeds) on a second axis."""
+    with every seed, their mean and spread; losses (mean over seeds) on a second axis, the
+    paper's ID test loss and our unseen-problem one as lines of their own (LOSS_STYLES)."""
     eval_table = _seeded(eval_table)
     curve = eval_table[eval_table["stage"].isin(["base", "sft"])].assign(
         sft_step=lambda t: t["sft_step"].astype(int))
@@ -116,11 +128,10 @@ def sft_curves(eval_table: pd.DataFrame, loss_table: pd.DataFrame | None, path) 
     if loss_table is not None and not loss_table.empty:
         loss_table = _seeded(loss_table)
         ax2 = ax.twinx()
-        styles = {"train_loss": ("k", "-"), "heldout_id_loss": ("tab:blue", "--"), "heldout_ood_loss": ("tab:red", "--")}
-        for col, (color, ls) in styles.items():
+        for col, (color, ls, name) in LOSS_STYLES.items():
             if col in loss_table and loss_table[col].notna().any():
                 rows = loss_table.dropna(subset=[col]).groupby("step")[col].mean().reset_index()
-                label = col.replace("_", " ") + (" (mean)" if loss_table["seed"].nunique() > 1 else "")
+                label = name + (" (mean)" if loss_table["seed"].nunique() > 1 else "")
                 ax2.plot(rows["step"], rows[col], color=color, linestyle=ls, alpha=0.6, label=label)
         ax2.set_ylabel("loss (lines)")
         h2, l2 = ax2.get_legend_handles_labels()
@@ -395,11 +406,14 @@ def _paper_sigma(ax, paper: pd.DataFrame, parse_ckpt) -> None:
     ax.legend(fontsize=7)
 
 
+#: analysis.csv's chordal-distance columns (rlheals.svd.analysis.PAPER_COLUMNS; not imported,
+#: so that the SVD code does not count as the plots' code)
+PAPER_COLUMNS = ["chordal_left", "chordal_right"]
+
+
 def _paper_chordal(ax, paper: pd.DataFrame) -> None:
     """The paper's chordal.png at sft_last: sqrt(mean sin^2) of the top-k principal angles,
     per matrix type, U (left) and V (right), mean over layers and seeds, a dot per seed."""
-    from rlheals.svd.analysis import PAPER_COLUMNS
-
     if not set(PAPER_COLUMNS) <= set(paper.columns):
         paper = paper.assign(chordal_left=paper["proj_dist_left"] / np.sqrt(2.0 * paper["k"]),
                              chordal_right=paper["proj_dist_right"] / np.sqrt(2.0 * paper["k"]))

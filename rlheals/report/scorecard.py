@@ -16,15 +16,20 @@ over the seeds used (successes / hands, with Wilson intervals).
 
 The rules, finding by finding (OOD = the `ood` report split):
 
-1. OOD peaks before the last SFT length and the peak is not where held-out loss is lowest.
+1. OOD peaks before the last SFT length and the peak is not where the test loss is lowest.
    The peak is `sft_best`. When it was chosen on validation hands it is tested as is;
    when it was chosen on the report hands themselves (references chosen on "eval"),
    every SFT length before the last is a candidate and the candidates are Holm-corrected.
    holds: for some candidate, OOD(candidate) > OOD(last) and OOD(candidate) > OOD(L), both
-   outside noise, where L is the SFT checkpoint with the lowest held-out ID loss (the
-   conjunction's p-value is the larger of the two).
+   outside noise, where L is the SFT checkpoint with the lowest *test* loss as the paper
+   defines it (`test_id_loss`: random ID hands, most of their problems seen in SFT, as the
+   paper's test set was; the conjunction's p-value is the larger of the two).
    does not hold: OOD(last) is above every earlier SFT length's outside noise (no early
    peak), or OOD(L) is above every other SFT length's outside noise (the loss finds it).
+   The text adds the same peak-vs-L test for our stricter loss (`heldout_id_loss`, on
+   problems no training hand has; L' its lowest checkpoint), which does not decide the
+   verdict: the claim is the paper's, about the loss it read. A run logged before the test
+   set existed has no `test_id_loss`; then L is L' and the text says so.
    Second line (`skill` column), the same claim on the graded skill where success sits at
    the floor: the share of OOD face cards the first reply writes as the stated rule says
    (rlheals.task.reading), its peak chosen on the validation OOD hands, differences by a
@@ -86,7 +91,7 @@ FIGURES = {
     4: "drift.png, angles_*.png, edits.png",
 }
 CLAIMS = {
-    1: "OOD peaks before the last SFT length, and the peak is not where held-out loss is lowest",
+    1: "OOD peaks before the last SFT length, and the peak is not where the test loss is lowest",
     2: "RL from some SFT checkpoint recovers part of the lost OOD without exceeding the SFT peak",
     3: "there is a window: forks from too early or too late recover less",
     4: "mean relative sigma change is small while principal angles are large (beyond a same-size random "
@@ -110,7 +115,12 @@ class Seed:
     loss: pd.DataFrame | None
     analysis: pd.DataFrame | None
     peak: tuple[int, str] | None = None
+    #: (step, ckpt) of the lowest paper's test loss (`test_id_loss`), finding 1's L; the
+    #: unseen-problem loss's when the run logged no test loss (`lowest_from` says which)
     lowest_loss: tuple[int, str] | None = None
+    #: (step, ckpt) of the lowest unseen-problem held-out loss (`heldout_id_loss`), ours
+    lowest_unseen: tuple[int, str] | None = None
+    lowest_from: str | None = None
 
 
 @dataclass
@@ -233,8 +243,13 @@ def _prepare(eval_table, loss_table, analysis_table, refs, outcomes, seeds) -> d
     return out
 
 
+#: The paper's test loss (random ID hands, seen problems included) and ours (unseen problems only).
+PAPER_LOSS, UNSEEN_LOSS = "test_id_loss", "heldout_id_loss"
+
+
 def _locate(card: Card) -> None:
-    """Each seed's OOD peak (sft_best, else the argmax on the report hands) and lowest-loss checkpoint."""
+    """Each seed's OOD peak (sft_best, else the argmax on the report hands) and lowest-loss
+    checkpoints: the paper's test loss's (finding 1's L) and the unseen-problem loss's."""
     for s in card.seeds.values():
         steps = dict((c, st) for st, c in s.sft)
         best = s.refs.get("sft_best")
@@ -246,13 +261,24 @@ def _locate(card: Card) -> None:
             if rates:
                 _, _, st, c = max(rates)
                 s.peak = (st, c)
-        if s.loss is not None and "heldout_id_loss" in s.loss:
-            losses = s.loss.dropna(subset=["heldout_id_loss"]).drop_duplicates("step", keep="last")
-            losses = losses.set_index("step")["heldout_id_loss"]
-            at = [(float(losses[st]), st, c) for st, c in s.sft if st in losses.index]
-            if at:
-                _, st, c = min(at)
-                s.lowest_loss = (st, c)
+        s.lowest_unseen = _lowest(s, UNSEEN_LOSS)
+        paper = _lowest(s, PAPER_LOSS)
+        s.lowest_loss, s.lowest_from = (paper, PAPER_LOSS) if paper else (s.lowest_unseen, UNSEEN_LOSS)
+        if s.lowest_loss is None:
+            s.lowest_from = None
+
+
+def _lowest(s: Seed, col: str) -> tuple[int, str] | None:
+    """(step, ckpt) of the SFT checkpoint with the lowest `col` in the seed's loss table (ties:
+    the earliest), None when the column is absent or empty at the SFT steps."""
+    if s.loss is None or col not in s.loss:
+        return None
+    losses = s.loss.dropna(subset=[col]).drop_duplicates("step", keep="last").set_index("step")[col]
+    at = [(float(losses[st]), st, c) for st, c in s.sft if st in losses.index]
+    if not at:
+        return None
+    _, st, c = min(at)
+    return st, c
 
 
 def _p_if(r: Paired | None, sign: int = 1) -> float:
@@ -267,14 +293,45 @@ def _fmt_p(p: float) -> str:
 
 
 # ---------------------------------------------------------------- finding 1
+def _loss_names(ss: list[Seed]) -> tuple[str, str]:
+    """(name of the loss L comes from, a note when some seed had no paper's test loss)."""
+    fallback = [str(s.seed) for s in ss if s.lowest_from == UNSEEN_LOSS]
+    if not fallback:
+        return "paper's test loss (seen problems included)", ""
+    if len(fallback) == len(ss):
+        return ("unseen-problem loss (ours, stricter; no test_id_loss logged, a run from before the "
+                "paper's test loss, so it stands in for it)"), ""
+    return ("paper's test loss (seen problems included)",
+            f" (seed{'s' if len(fallback) > 1 else ''} {', '.join(fallback)}: no test_id_loss logged, "
+            "the unseen-problem loss stands in)")
+
+
+def _where(r: Paired | None, cand: Mapping, low: Mapping, loss: str) -> str:
+    """What the peak-vs-lowest-loss test says, in words."""
+    if r is not None and r.sign > 0:
+        return f"the peak is not where the {loss} is lowest"
+    if all(cand.get(k) == v for k, v in low.items()):
+        return f"the peak is where the {loss} is lowest"
+    if r is not None and r.sign < 0:
+        return f"OOD is higher where the {loss} is lowest than at the peak"
+    return f"within noise of where the {loss} is lowest"
+
+
 def finding1(card: Card, seeds: list) -> tuple[str, str]:
+    """Finding 1, with L the lowest paper's test loss (the verdict) and our unseen-problem
+    loss's lowest beside it (its own paired test, text only): the claim is the paper's, about
+    the loss it read."""
     ss = [card.seeds[s] for s in seeds]
     if any(len(s.sft) < 2 for s in ss):
         return UNSURE, "needs at least two SFT lengths"
     if any(s.lowest_loss is None for s in ss):
-        return UNSURE, "no held-out ID loss logged at the SFT checkpoints"
+        return UNSURE, "no ID test or held-out loss logged at the SFT checkpoints"
     last = {s.seed: s.sft[-1][1] for s in ss}
     low = {s.seed: s.lowest_loss[1] for s in ss}
+    unseen = {s.seed: s.lowest_unseen[1] for s in ss if s.lowest_unseen is not None}
+    name, note = _loss_names(ss)
+    paper_line = not name.startswith("unseen")
+    loss = "paper's test loss" if paper_line else "unseen-problem loss"
     on_report = _on_report(card.chosen_on.get("sft_best", "eval"))
     if on_report:
         common = sorted(set.intersection(*(set(st for st, _ in s.sft[:-1]) for s in ss)))
@@ -289,22 +346,28 @@ def finding1(card: Card, seeds: list) -> tuple[str, str]:
     peak = {s.seed: s.peak[1] for s in ss}
     peak_step = {s.peak[0] for s in ss}
     text = (f"peak {card.rate(peak)}" + (f" at step {peak_step.pop()}" if len(peak_step) == 1 else "")
-            + f"; last {card.rate(last)}; lowest held-out ID loss at {card.rate(low)}")
+            + f"; last {card.rate(last)}")
+    ours, holds = "", False
     if tests:
         i = int(np.argmin(adj))
         cand, drop, miss, _ = tests[i]
         which = "peak" if not on_report else f"best candidate {card.rate(cand).split(' ')[0]}"
-        text += (f"; {which} vs last: {drop}; vs lowest-loss: {miss}"
+        text += (f"; {which} vs last: {drop}"
                  + (f"; Holm over {len(tests)} candidate SFT length{'s' if len(tests) > 1 else ''} "
-                    f"(peak chosen on the report hands): p={_fmt_p(adj[i])}"
-                    if on_report else ""))
-        if adj[i] < card.alpha:
-            return HOLDS, text
+                    f"(peak chosen on the report hands): p={_fmt_p(adj[i])}" if on_report else "")
+                 + f". {name}{note}: lowest at {card.rate(low)}; {which} vs it: {miss} -> {_where(miss, cand, low, loss)}")
+        if paper_line and unseen:
+            r = card.paired(cand, unseen)
+            ours = (f". unseen-problem loss (ours, stricter; not the verdict's): lowest at {card.rate(unseen)}; "
+                    f"{which} vs it: {r or 'n/a'} -> {_where(r, cand, unseen, 'unseen-problem loss')}")
+        holds = adj[i] < card.alpha
+    if holds:
+        return HOLDS, text + ours
     # does not hold, outside noise: OOD rises to the end, or the loss finds the OOD peak
     earlier = [st for st, _ in ss[0].sft[:-1]]
     rises = [card.paired(last, {s.seed: f"sft-{st}" for s in ss}) for st in earlier]
     if rises and all(r is not None and r.sign > 0 for r in rises):
-        return FAILS, text + "; OOD at the last SFT length is above every earlier length outside noise"
+        return FAILS, text + "; OOD at the last SFT length is above every earlier length outside noise" + ours
     others = [st for st, _ in ss[0].sft]
     picks = []
     for st in others:
@@ -312,8 +375,8 @@ def finding1(card: Card, seeds: list) -> tuple[str, str]:
         if other:
             picks.append(card.paired({k: low[k] for k in other}, other))
     if picks and all(r is not None and r.sign > 0 for r in picks):
-        return FAILS, text + "; the lowest-loss checkpoint is above every other SFT length outside noise"
-    return UNSURE, text + "; within noise"
+        return FAILS, text + f"; the lowest-loss checkpoint (by the {loss}) is above every other SFT length outside noise" + ours
+    return UNSURE, text + "; within noise" + ours
 
 
 # ---------------------------------------------------------------- finding 1, the skill
@@ -365,14 +428,15 @@ def _pct(x: float) -> str:
 def skill1(card: Card, seeds: list) -> tuple[str, str]:
     """Finding 1 on the graded skill (rlheals.task.reading) instead of success: the share of
     OOD face cards the first reply writes as the stated rule says peaks before the last SFT
-    length and not where held-out ID loss is lowest. Same logic as `finding1`: the skill peak
-    chosen on validation hands (else every earlier length a candidate, Holm-corrected);
+    length and not where the test loss is lowest. Same logic and the same L as `finding1`
+    (the paper's test loss, else the unseen-problem loss of a run without it): the skill
+    peak chosen on validation hands (else every earlier length a candidate, Holm-corrected);
     differences by a paired bootstrap over the report hands."""
     ss = [card.seeds[s] for s in seeds]
     if not card.readings:
         return UNSURE, "no per-hand readings"
     if any(len(s.sft) < 2 for s in ss) or any(s.lowest_loss is None for s in ss):
-        return UNSURE, "needs at least two SFT lengths and the held-out ID loss at them"
+        return UNSURE, "needs at least two SFT lengths and the ID test or held-out loss at them"
     last = {s.seed: s.sft[-1][1] for s in ss}
     low = {s.seed: s.lowest_loss[1] for s in ss}
     picks = {s.seed: _skill_peak(card, s) for s in ss}
@@ -400,7 +464,8 @@ def skill1(card: Card, seeds: list) -> tuple[str, str]:
         return UNSURE, text + "no candidate SFT length"
     i = int(np.argmin(adj))
     cand, drop, miss, _ = tests[i]
-    text += f"peak {at(cand)}; last {at(last)}; lowest-loss {at(low)}"
+    loss = "paper's test loss" if _loss_names(ss)[0].startswith("paper") else "unseen-problem loss, no test loss logged"
+    text += f"peak {at(cand)}; last {at(last)}; lowest-loss ({loss}) {at(low)}"
     for name, r in (("peak - last", drop), ("peak - lowest-loss", miss)):
         if r is not None:
             text += f"; {name} {100 * r.diff:+.1f} pts [{100 * r.low:+.1f}, {100 * r.high:+.1f}] p={_fmt_p(r.p_value)}"

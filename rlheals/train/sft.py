@@ -8,9 +8,12 @@ that decides the trajectory (options without the list of lengths, the base model
 data, the code). A job for length s takes the run's lock, resumes from the latest
 complete state <= s, trains to s and exports the model. So a new length inside the
 trained range costs at most `save_every` steps and a longer length continues the
-longest run. Loss is on the completion only; held-out loss on the ID and OOD sets every
-`eval_every` steps. The trainer's log history goes into the exported folder
-(`trainer_log.json`), from which `sft_loss_table` builds the loss table.
+longest run. Loss is on the completion only; every `eval_every` steps the loss on the
+held-out ID and OOD sets (no SFT problem) and, where given, on the paper's ID test set (seen
+problems included, rlheals.data.splits). Evaluation draws on no random state the training
+uses, so an added evaluation set leaves the trajectory as it was (tests/train/test_sft.py).
+The trainer's log history goes into the exported folder (`trainer_log.json`), from which
+`sft_loss_table` builds the loss table.
 """
 from __future__ import annotations
 
@@ -162,7 +165,7 @@ def _config(run_dir: Path, target: int, device: str, opts: SFTOptions):
 def train_sft(base_dir: str, data: dict[str, str], target: int, out_dir: str, run_root: str, opts: SFTOptions) -> None:
     """Export the SFT model at step `target` to `out_dir`, training only what is missing.
 
-    `data` maps train, heldout_id and heldout_ood to JSONL files. With
+    `data` maps train, heldout_id, heldout_ood and (optional) test_id to JSONL files. With
     `opts.compute.processes` > 1 the training runs in that many processes
     (`rlheals.train.launch`) while this process holds the run's lock, then exports.
     The export always reads the saved state at `target` (the Trainer saves at its last
@@ -209,13 +212,25 @@ def _train_to(base_dir: str, data: dict[str, str], target: int, run_dir: Path, d
         model=model,
         args=_config(run_dir, target, device, opts),
         train_dataset=load_pairs(data["train"]),
-        eval_dataset={"id": load_pairs(data["heldout_id"]), "ood": load_pairs(data["heldout_ood"])},
+        eval_dataset=eval_sets(data),
         processing_class=load_tokenizer(base_dir, padding_side="right"),
         callbacks=[_MarkComplete(), PruneStates(opts.compute.save_total_limit), stop],
     )
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     if stop.stopped_at is not None and stop.stopped_at < target:
         raise preempt.Stopped("SFT", stop.stopped_at, run_dir)
+
+
+#: eval_dataset key -> loss table column (the Trainer logs eval_<key>_loss).
+EVAL_COLUMNS = {"id": "heldout_id_loss", "ood": "heldout_ood_loss", "test": "test_id_loss"}
+#: eval_dataset key -> `data` key of its JSONL file.
+EVAL_DATA = {"id": "heldout_id", "ood": "heldout_ood", "test": "test_id"}
+
+
+def eval_sets(data: dict[str, str]) -> dict[str, Dataset]:
+    """The Trainer's evaluation sets: the held-out ID and OOD ones always, the paper's ID test
+    set when `data` names one (runs and tests written before it existed name none)."""
+    return {key: load_pairs(data[name]) for key, name in EVAL_DATA.items() if key != "test" or name in data}
 
 
 def export(model, tokenizer, history: list[dict], out_dir: str) -> None:
@@ -227,18 +242,18 @@ def export(model, tokenizer, history: list[dict], out_dir: str) -> None:
 
 
 def loss_frame(history: list[dict]) -> pd.DataFrame:
-    """step, train_loss, heldout_id_loss, heldout_ood_loss from a Trainer log history."""
+    """step, train_loss, heldout_id_loss, heldout_ood_loss, test_id_loss from a Trainer log
+    history (test_id_loss empty for a run without the test set)."""
     rows: dict[int, dict] = {}
     for entry in history:
         step = int(entry.get("step", 0))
         row = rows.setdefault(step, {"step": step})
         if "loss" in entry:
             row["train_loss"] = entry["loss"]
-        if "eval_id_loss" in entry:
-            row["heldout_id_loss"] = entry["eval_id_loss"]
-        if "eval_ood_loss" in entry:
-            row["heldout_ood_loss"] = entry["eval_ood_loss"]
-    cols = ["step", "train_loss", "heldout_id_loss", "heldout_ood_loss"]
+        for key, col in EVAL_COLUMNS.items():
+            if f"eval_{key}_loss" in entry:
+                row[col] = entry[f"eval_{key}_loss"]
+    cols = ["step", "train_loss", *EVAL_COLUMNS.values()]
     frame = pd.DataFrame(sorted(rows.values(), key=lambda r: r["step"]), columns=cols)
     return frame[frame[cols[1:]].notna().any(axis=1)].reset_index(drop=True)
 

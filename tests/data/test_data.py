@@ -9,7 +9,7 @@ import pytest
 
 from rlheals.atomic import read_jsonl
 from rlheals.task.cards import FACES, hand_key
-from rlheals.data.splits import SET_NAMES, build_all, eval_records, write_all
+from rlheals.data.splits import SET_NAMES, build_all, eval_records, paper_test_records, seen_share, write_all
 from rlheals.task.verifier import completion_text, verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +22,8 @@ def compact():
 
 
 def test_sizes_ids_and_fields(compact):
-    sizes = {"sft_train": 120, "sft_heldout_id": 20, "sft_heldout_ood": 20, "rl_prompts": 40, "val_id": 25,
-             "val_ood": 25, "eval_id": 30, "eval_ood": 30}
+    sizes = {"sft_train": 120, "sft_heldout_id": 20, "sft_heldout_ood": 20, "sft_test_id": 20, "rl_prompts": 40,
+             "val_id": 25, "val_ood": 25, "eval_id": 30, "eval_ood": 30}
     assert {k: len(v) for k, v in compact.items()} == sizes
     for name, records in compact.items():
         assert len({r["id"] for r in records}) == len(records)
@@ -32,7 +32,7 @@ def test_sizes_ids_and_fields(compact):
 
 
 def test_rules_obeyed(compact):
-    for name in ("sft_train", "sft_heldout_id", "rl_prompts", "val_id", "eval_id"):
+    for name in ("sft_train", "sft_heldout_id", "sft_test_id", "rl_prompts", "val_id", "eval_id"):
         assert {r["rule"] for r in compact[name]} == {"id"}
     for name in ("sft_heldout_ood", "val_ood", "eval_ood"):
         assert {r["rule"] for r in compact[name]} == {"ood"}
@@ -41,7 +41,7 @@ def test_rules_obeyed(compact):
 
 
 def test_answers_and_solutions_are_correct(compact):
-    for name in ("sft_train", "sft_heldout_id", "sft_heldout_ood"):
+    for name in ("sft_train", "sft_heldout_id", "sft_heldout_ood", "sft_test_id"):
         for r in compact[name]:
             assert verify(r["completion"], r["cards"], r["rule"]).correct
     for name in ("val_id", "val_ood", "eval_id", "eval_ood"):
@@ -92,6 +92,26 @@ def test_sets_are_apart_by_the_numbers_the_model_sees(compact):
         assert len({cards_of(r["cards"]) for r in compact[name]}) == len(compact[name])  # distinct hands
 
 
+def test_papers_test_set_is_drawn_like_the_papers_and_keeps_choices_apart(compact):
+    """sft_test_id: random distinct ID hands, trained-on problems included (the paper's test
+    hands were in its SFT data), never a validation problem, never an OOD set's cards; its
+    `in_sft` is exactly "an SFT hand has these numbers"."""
+    test = compact["sft_test_id"]
+    assert len({cards_of(r["cards"]) for r in test}) == len(test)
+    assert not problems(test) & problems(compact["val_id"])
+    ood_cards = {cards_of(r["cards"]) for n in ("eval_ood", "val_ood", "sft_heldout_ood") for r in compact[n]}
+    assert not {cards_of(r["cards"]) for r in test} & ood_cards
+    sft = problems(compact["sft_train"])
+    assert all(r["in_sft"] == (numbers_of(r["cards"], "id") in sft) for r in test)
+    assert 0 < seen_share(test) <= 1
+    # its own seed stream: the other sizes leave its hands as they are
+    bigger = build_all({**SIZES, "sft_size": 300, "rl_size": 80}, seed=0, style="compact")["sft_test_id"]
+    assert [r["cards"] for r in bigger] == [r["cards"] for r in test]
+    assert paper_test_records(20, 0, "compact", avoid=problems(compact["val_id"]),
+                              exclude={hand_key(c) for c in ood_cards}) == [
+        {k: v for k, v in r.items() if k != "in_sft"} for r in test]
+
+
 def test_face_cards_make_one_problem_under_the_id_rule():
     # the old card-level separation let "K 2 2 A" (evaluation) and "10 2 2 A" (training) apart
     assert numbers_of(["K", "2", "2", "A"], "id") == numbers_of(["10", "2", "A", "2"], "id")
@@ -128,6 +148,13 @@ def test_default_sizes_leave_sft_hundreds_of_problems():
     assert not (problems(sets["val_id"]) | problems(sets["sft_heldout_id"])) & trained
     seen = sum(r["seen"] for r in sets["eval_id"])
     assert 0.25 * len(sets["eval_id"]) < seen < 0.75 * len(sets["eval_id"])
+    # the paper's test set: mostly trained-on problems, at least as many as eval_id has (it
+    # reserves only validation's problems); unseen ones too, as the whole ID distribution has
+    test = sets["sft_test_id"]
+    assert len(test) == data["heldout_size"] == 200
+    assert seen / len(sets["eval_id"]) - 0.1 < seen_share(test) < 0.95, seen_share(test)
+    assert not problems(test) & problems(sets["val_id"])
+    assert all(verify(r["completion"], r["cards"], "id").correct for r in test)
 
 
 def test_same_seed_same_sets_other_seed_other_sets(compact):

@@ -164,6 +164,10 @@ def test_summarize_and_aggregate(tmp_path):
     assert (rl["sft_step"], rl["rl_algo"], rl["rl_step"]) == (10, "grpo", 4)
     assert table.loc[table["checkpoint"] == "sft-10", "heldout_ood_loss"].tolist() == [1.5, 1.5]
     assert table.loc[table["stage"] == "rl", "train_loss"].isna().all()
+    assert table["test_id_loss"].isna().all()  # a loss table logged before the paper's test set
+    pd.read_csv(loss).assign(test_id_loss=[3.3, 0.4]).to_csv(loss, index=False)
+    with_test = aggregate(paths, loss, alpha=0.1)
+    assert with_test.loc[with_test["checkpoint"] == "sft-10", "test_id_loss"].tolist() == [0.4, 0.4]
     assert table["ci_low"].iloc[0] == pytest.approx(wilson(1, 2, 0.1)[0])
     assert table["ci_high_at_1"].iloc[0] == pytest.approx(wilson(1, 2, 0.1)[1])
     # a summary from before the attempt-1 columns gets them from solved_at_1

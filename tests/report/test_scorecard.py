@@ -89,13 +89,54 @@ def test_f1_fails_only_outside_noise():
 
 def test_f1_loss_picking_the_peak_fails_only_when_it_stands_out():
     v, text = _verdict(_card(SFT, _loss({100: 1.0, 200: 0.1, 300: 0.3, 400: 0.2})), 1)
-    assert v == FAILS and "lowest-loss checkpoint is above every other" in text
+    assert v == FAILS and "lowest-loss checkpoint (by the unseen-problem loss) is above every other" in text
     close = {**SFT, "sft-100": 0.30 - 4 / N}  # the loss picks the peak, but sft-100 is within 4 hands
     assert _verdict(_card(close, _loss({100: 1.0, 200: 0.1, 300: 0.3, 400: 0.2})), 1)[0] == UNSURE
 
 
 def test_f1_inconclusive_without_loss():
     assert _verdict(_card(SFT, None), 1)[0] == UNSURE
+
+
+def _two_losses(unseen: dict[int, float], test: dict[int, float]) -> pd.DataFrame:
+    """A loss table with our unseen-problem loss and the paper's test loss."""
+    return _loss(unseen).assign(test_id_loss=[test[st] for st in unseen])
+
+
+# The losses disagree: the paper's test loss (mostly SFT's own problems) keeps falling to the
+# last length, ours (unseen problems) is lowest at the OOD peak sft-200.
+FALLING_TEST = {100: 0.9, 200: 0.6, 300: 0.4, 400: 0.2}
+UNSEEN_AT_PEAK = {100: 1.0, 200: 0.1, 300: 0.3, 400: 0.2}
+
+
+def test_f1_verdict_follows_the_papers_test_loss_and_shows_ours_beside():
+    v, text = _verdict(_card(SFT, _two_losses(UNSEEN_AT_PEAK, FALLING_TEST)), 1)
+    assert v == HOLDS  # by ours alone it would not hold (the loss finds the peak, as above)
+    paper, ours = text.split(". unseen-problem loss (ours, stricter")
+    assert "paper's test loss (seen problems included): lowest at sft-400 8.0%" in paper
+    assert "the peak is not where the paper's test loss is lowest" in paper
+    assert paper.count("McNemar") == 2 and "peak vs it: +22.0 pt" in paper
+    assert "lowest at sft-200 30.0%" in ours and "peak vs it: +0.0 pt" in ours
+    assert "the peak is where the unseen-problem loss is lowest" in ours
+    # the other way round: the paper's test loss finds the peak, ours misses it
+    v, text = _verdict(_card(SFT, _two_losses(FALLING_TEST, UNSEEN_AT_PEAK)), 1)
+    assert v == FAILS and "lowest-loss checkpoint (by the paper's test loss) is above every other" in text
+    assert "lowest at sft-200" in text.split(". unseen-problem loss")[0] and "lowest at sft-400" in text.split(". unseen")[1]
+
+
+def test_f1_seeds_and_skill_line_use_the_papers_loss_too():
+    card = _card(SFT, _two_losses(UNSEEN_AT_PEAK, FALLING_TEST), seeds=(0, 1),
+                 readings=_readings({"ood": SKILL, "val_ood": SKILL}, seeds=(0, 1)))
+    row = card[card["finding"] == 1].iloc[0]
+    assert row["verdict"] == HOLDS and row["seeds"].startswith("holds in 2 of 2 seeds")
+    assert "lowest-loss (paper's test loss) sft-400" in row["skill"]
+
+
+def test_f1_falls_back_to_the_unseen_problem_loss_with_a_note():
+    for loss in (LOSS, LOSS.assign(test_id_loss=float("nan"))):  # an older run; a run that logged none
+        v, text = _verdict(_card(SFT, loss), 1)
+        assert v == HOLDS and "no test_id_loss logged" in text and "lowest at sft-400" in text
+        assert "unseen-problem loss (ours, stricter; not the verdict's)" not in text  # one line, not two
 
 
 # ---------------------------------------------------------------- finding 1, the skill line

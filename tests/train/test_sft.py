@@ -41,7 +41,25 @@ def test_sft_trains_and_logs_losses(setup, tmp_path):
     assert all(math.isfinite(v) for v in frame["train_loss"])
     evals = frame.dropna(subset=["heldout_id_loss"])
     assert list(evals["step"]) == [3, 6] and evals["heldout_ood_loss"].notna().all()
+    assert evals["test_id_loss"].notna().all()  # the paper's test loss, beside ours
     assert frame["train_loss"].iloc[-1] < frame["train_loss"].iloc[0]
+
+
+def test_the_test_set_evaluation_leaves_the_trajectory_unchanged(setup, tmp_path):
+    """The paper's test set is a third evaluation set: evaluating it draws on no random state
+    the training uses, so the weights are the same bytes with and without it."""
+    base, data = setup
+    without = {k: v for k, v in data.items() if k != "test_id"}
+    train_sft(base, data, 6, str(tmp_path / "with"), str(tmp_path / "runs-with"), OPTS)
+    train_sft(base, without, 6, str(tmp_path / "without"), str(tmp_path / "runs-without"), OPTS)
+    a, b = _weights(tmp_path / "with"), _weights(tmp_path / "without")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "the extra eval set changed training"
+    la = loss_frame(json.loads((tmp_path / "with" / TRAINER_LOG).read_text()))
+    lb = loss_frame(json.loads((tmp_path / "without" / TRAINER_LOG).read_text()))
+    assert la["train_loss"].tolist() == lb["train_loss"].tolist()
+    assert la.dropna(subset=["heldout_id_loss"])["heldout_id_loss"].tolist() == \
+        lb.dropna(subset=["heldout_id_loss"])["heldout_id_loss"].tolist()
+    assert la["test_id_loss"].notna().sum() == 2 and lb["test_id_loss"].isna().all()
 
 
 def test_resumed_sft_equals_uninterrupted(setup, tmp_path):

@@ -19,7 +19,8 @@ def make_workspace(root: Path, sft_size: int, rl_size: int) -> tuple[str, dict[s
     write_all(paths, {"sft_size": sft_size, "heldout_size": 8, "rl_size": rl_size, "eval_size": 8}, 0, "compact")
     tok = build_tokenizer()
     save_model(build_tiny_model(TINY, tok, seed=0), tok, root / "base")
-    sft_data = {"train": paths["sft_train"], "heldout_id": paths["sft_heldout_id"], "heldout_ood": paths["sft_heldout_ood"]}
+    sft_data = {"train": paths["sft_train"], "heldout_id": paths["sft_heldout_id"], "heldout_ood": paths["sft_heldout_ood"],
+                "test_id": paths["sft_test_id"]}
     return str(root / "base"), paths, sft_data
 
 

@@ -36,7 +36,7 @@ EXPECTED = {
     # at the top and train.models (checks, tokenizer) lazily; the corpus's retry documents
     # take their feedback from it
     "rlheals/task/verifier.py": {"evaluate", "aggregate_eval", "rl", "pretrain_corpus"},
-    "rlheals/evaluation/stats.py": {"evaluate", "aggregate_eval", "scorecard"},
+    "rlheals/evaluation/stats.py": {"evaluate", "aggregate_eval", "scorecard", "plot_eval", "plot_analysis", "plot_edits"},  # the plots pool with Wilson intervals
     "rlheals/data/tokenizer.py": {"base_model", "sft", "sft_losses", "rl", "evaluate", "aggregate_eval"},
     "rlheals/checks.py": {"base_model", "sft", "sft_losses", "rl", "evaluate", "aggregate_eval"},
     "rlheals/report/plots.py": {"plot_eval", "plot_analysis", "plot_edits"},
