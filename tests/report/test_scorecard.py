@@ -129,6 +129,8 @@ def test_f1_seeds_and_skill_line_use_the_papers_loss_too():
                  readings=_readings({"ood": SKILL, "val_ood": SKILL}, seeds=(0, 1)))
     row = card[card["finding"] == 1].iloc[0]
     assert row["verdict"] == HOLDS and row["seeds"].startswith("holds in 2 of 2 seeds")
+    # each seed by our loss beside (it finds the peak: the claim does not hold there)
+    assert "; by the unseen-problem loss (ours): holds in 0 of 2 seeds (0: does not hold, 1: does not hold)" in row["seeds"]
     assert "lowest-loss (paper's test loss) sft-400" in row["skill"]
 
 
