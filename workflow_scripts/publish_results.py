@@ -27,6 +27,7 @@ COPIED = {
     "results/figures/sft_curves.png": "sft_curves.png",
     "results/figures/rl_forks.png": "rl_forks.png",
     "results/figures/edits.png": "edits.png",
+    "results/figures/drift.png": "drift.png",
     "results/tables/references.json": "references.json",
 }
 # What a row of the published success table shows: (column of eval.csv's split, label).
@@ -196,6 +197,8 @@ def summary(run: Path, note: str = "", title: str = "Results of the default run"
         "![RL forks](rl_forks.png)",
         "",
         "![Edits](edits.png)",
+        "",
+        "![Singular-value drift and rotation, ours and the paper's measures](drift.png)",
     ]
     bench = run / "benchmarks"
     if bench.is_dir():
