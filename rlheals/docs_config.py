@@ -142,8 +142,9 @@ def _allowed(node: dict, schema: dict) -> str:
     """A short text of the values the schema allows."""
     if "enum" in node and node["enum"]:
         return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
-    if "oneOf" in node:
-        return " or ".join(_allowed(_resolve(n, schema), schema) for n in node["oneOf"])
+    for key in ("oneOf", "anyOf"):
+        if key in node:
+            return " or ".join(_allowed(_resolve(n, schema), schema) for n in node[key])
     t = node.get("type")
     types = t if isinstance(t, list) else [t]
     parts = []
