@@ -340,8 +340,6 @@ def drift(analysis: pd.DataFrame, path) -> None:
     peak): mean |Δσ|/σ over all singular values per SFT length and RL checkpoint
     (sigma_shift.png: 0.3-0.4% in the paper), and the chordal distance of the top-k
     subspaces per matrix type, U and V, of sft_last (chordal.png)."""
-    from rlheals.checkpoints import parse_ckpt
-
     analysis = _seeded(analysis)
     refs = list(dict.fromkeys(analysis["reference"]))
     paper = analysis[(analysis["reference"] == "sft_best")] if "sft_best" in refs else analysis.iloc[0:0]
@@ -372,7 +370,7 @@ def drift(analysis: pd.DataFrame, path) -> None:
         ax.set_title(f"ours: against {ref} ({', '.join(dict.fromkeys(sub['reference_ckpt']))})")
         ax.legend(fontsize=8)
     if not paper.empty:
-        _paper_sigma(axes[1, 0], paper, parse_ckpt)
+        _paper_sigma(axes[1, 0], paper)
         _paper_chordal(axes[1, 1], paper)
         for ax in axes[1, 2:]:
             ax.axis("off")
@@ -380,9 +378,11 @@ def drift(analysis: pd.DataFrame, path) -> None:
     _save(fig, path)
 
 
-def _paper_sigma(ax, paper: pd.DataFrame, parse_ckpt) -> None:
+def _paper_sigma(ax, paper: pd.DataFrame) -> None:
     """The paper's sigma_shift.png: mean |Δσ|/σ (all singular values) vs sft_best, per SFT
     length (each seed faint, the mean solid) and per RL fork's end (squares at its fork step)."""
+    from rlheals.checkpoints import parse_ckpt
+
     per = paper.groupby(["checkpoint", "seed"], sort=False)["sigma_rel_change_mean"].mean().reset_index()
     info = per["checkpoint"].map(parse_ckpt)
     per["stage"], per["step"] = info.map(lambda i: i["stage"]), info.map(lambda i: i["sft_step"])
@@ -456,7 +456,8 @@ def _pooled(table: pd.DataFrame, pairs: list[tuple], split: str) -> tuple[float,
 
 
 def _share(e: dict, table: pd.DataFrame) -> float:
-    """An edit's share of the rank: k itself for a share, else eval.csv's edit_k_frac."""
+    """An edit's share of the rank: k itself for a share, else eval.csv's edit_k_frac (`table`
+    indexed by seed, checkpoint, split)."""
     if isinstance(e["k"], float):
         return float(e["k"])
     key = (e.get("seed", 0), f"edit-{e['name']}", "ood")
@@ -506,7 +507,7 @@ def edits(eval_table: pd.DataFrame, edit_rows: list[dict], path) -> None:
             for n, g in by_name.items():
                 if roles[n] == "sweep" and g[0]["kind"] == kind:
                     rate, low, high = _pooled(table, [(e.get("seed", 0), f"edit-{n}") for e in g], split)
-                    pts.append((_share(g[0], eval_table.set_index(["seed", "checkpoint", "split"])), rate, low, high))
+                    pts.append((_share(g[0], table), rate, low, high))
             pts.sort()
             if pts:
                 x, y, lo, hi = (np.array(v, dtype=float) for v in zip(*pts))

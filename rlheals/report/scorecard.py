@@ -155,14 +155,18 @@ class Card:
             return None
         return mcnemar(xs, ys, self.alpha)
 
-    def rate(self, ckpts: Mapping, split: str = REPORT_SPLIT) -> str:
-        """Pooled rate of {seed: ckpt} as text: 'name p% [low, high] (k/n)'."""
+    def counts(self, ckpts: Mapping, split: str = REPORT_SPLIT) -> tuple[int, int]:
+        """(successes, hands) of {seed: ckpt} on `split`, pooled over the seeds that have outcomes."""
         k = n = 0
         for s, c in ckpts.items():
             x = self.out(s, c, split)
             if x is not None:
-                k += int(np.sum(x))
-                n += len(x)
+                k, n = k + int(np.sum(x)), n + len(x)
+        return k, n
+
+    def rate(self, ckpts: Mapping, split: str = REPORT_SPLIT) -> str:
+        """Pooled rate of {seed: ckpt} as text: 'name p% [low, high] (k/n)'."""
+        k, n = self.counts(ckpts, split)
         names = sorted({c for c in ckpts.values() if c is not None})
         name = names[0] if len(names) == 1 else "/".join(names)
         if n == 0:
@@ -171,10 +175,8 @@ class Card:
         return f"{name} {100 * k / n:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({k}/{n})"
 
     def p_rate(self, ckpts: Mapping, split: str = REPORT_SPLIT) -> float:
-        vals = [self.out(s, c, split) for s, c in ckpts.items()]
-        vals = [v for v in vals if v is not None]
-        n = sum(len(v) for v in vals)
-        return sum(int(np.sum(v)) for v in vals) / n if n else math.nan
+        k, n = self.counts(ckpts, split)
+        return k / n if n else math.nan
 
 
 def _one_seed_tables(table: pd.DataFrame | None, seed, many: bool) -> pd.DataFrame | None:
@@ -780,23 +782,13 @@ def edit_pairs(edits) -> list[tuple[dict, dict]]:
     return out
 
 
-def edit_pair(edits) -> tuple[dict, dict] | None:
-    """The first pair of `edit_pairs` (None without one)."""
-    pairs = edit_pairs(edits)
-    return pairs[0] if pairs else None
-
-
 def _k_text(k) -> str:
     return f"{100 * float(k):g}% of the rank" if isinstance(k, float) else f"k={int(k)}"
 
 
 def _count(card: Card, ckpts: Mapping, split: str = REPORT_SPLIT) -> str:
     """Pooled 'p% (k/n)' of {seed: ckpt} on `split` (compact, for the edit lines)."""
-    k = n = 0
-    for s, c in ckpts.items():
-        x = card.out(s, c, split)
-        if x is not None:
-            k, n = k + int(np.sum(x)), n + len(x)
+    k, n = card.counts(ckpts, split)
     return f"{100 * k / n:.1f}% ({k}/{n})" if n else "n/a"
 
 

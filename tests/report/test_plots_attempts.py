@@ -1,4 +1,5 @@
-"""Figures show success at attempt 1 beside success within N attempts when N > 1."""
+"""Figure legends: success at attempt 1 beside success within N attempts when N > 1, and the
+paper's ID test loss as a line of its own beside our held-out losses."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -108,3 +109,17 @@ def test_rescue_panels_beside_success(tmp_path, monkeypatch):
     plots.sft_curves(_table(5), None, tmp_path / "c.png")  # no rescue columns: no panel
     assert title not in drawn["c.png"]
     plt.close("all")
+
+
+def test_both_id_losses_are_drawn_and_named(tmp_path, monkeypatch):
+    losses = pd.DataFrame({"step": [10, 20], "train_loss": [1.0, 0.5], "heldout_id_loss": [1.2, 1.4],
+                           "heldout_ood_loss": [2.0, 2.5], "test_id_loss": [0.9, 0.6]})
+    labels = _labels(monkeypatch, lambda: plots.sft_curves(_table(1), losses, tmp_path / "a.png"))
+    assert "ID test loss (paper's: seen problems included)" in labels
+    assert "ID held-out loss (ours: unseen problems)" in labels
+    assert {"train loss", "OOD held-out loss"} <= set(labels)
+    # a loss table logged before the test set: the other lines stay, no empty test line
+    older = _labels(monkeypatch, lambda: plots.sft_curves(_table(1), losses.drop(columns="test_id_loss"),
+                                                           tmp_path / "b.png"))
+    assert "ID held-out loss (ours: unseen problems)" in older and not any("test loss" in t for t in older)
+    assert (tmp_path / "a.png").stat().st_size > 0
